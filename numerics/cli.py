@@ -1,0 +1,207 @@
+"""The ``dlcheck`` command: list, check, figures, report.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 bad input (one line on stderr, no
+traceback). See shared/DESIGN.md, "CLI contract".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from numerics.errors import DlcheckError
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"dlcheck: error: {message} (see 'dlcheck --help')\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DlcheckError(f"--set expects key=value; got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of check rows (check, case, relation, predicted, measured, ci, verdict)."""
+    head = ("check", "case", "relation", "predicted", "measured", "interval", "verdict")
+    body = [(r["check"], r["case"], r["relation"], _fmt(r["predicted"]), _fmt(r["measured"]),
+             f"[{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}]", r["verdict"].upper()) for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    out = [line.format(*head), line.format(*("-" * w for w in widths))]
+    out += [line.format(*row) for row in body]
+    return "\n".join(out)
+
+
+def format_markdown(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table of check rows, with claim and source."""
+    out = ["| check | case | claim | source | relation | predicted | measured | interval | verdict |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['check']} | {r['case']} | {r['claim']} | {r['source']} | "
+                   f"{r['relation']} | {_fmt(r['predicted'])} | {_fmt(r['measured'])} | "
+                   f"[{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | {r['verdict']} |")
+    return "\n".join(out) + "\n"
+
+
+def run_checks(names: list[str] | None, *, quick: bool, seed: int, trials: int | None,
+               sets: dict[str, str], quiet: bool) -> list[dict[str, Any]]:
+    """Run named checks (all when ``names`` is None) and return their rows as dictionaries."""
+    from tqdm import tqdm
+
+    from numerics.checks import get_check, load_all
+
+    checks = [get_check(n) for n in names] if names else list(load_all().values())
+    if trials is not None:
+        if trials < 1:
+            raise DlcheckError(f"--trials must be >= 1; got {trials}")
+        sets = {**sets, "trials": str(trials)}
+    if names is None:
+        unknown = [k for k in sets if not any(k in c.defaults for c in checks)]
+        if unknown:
+            raise DlcheckError(f"no check has parameter(s) {', '.join(unknown)}")
+    rows = []
+    bar = tqdm(checks, desc="checks", unit="check", file=sys.stderr,
+               disable=quiet or not sys.stderr.isatty())
+    for check in bar:
+        bar.set_postfix_str(check.name)
+        overrides = {k: v for k, v in sets.items() if names or k in check.defaults}
+        if names and "trials" in overrides and "trials" not in check.defaults:
+            overrides.pop("trials")
+        start = time.perf_counter()
+        results = check.run(quick=quick, seed=seed, overrides=overrides)
+        elapsed = time.perf_counter() - start
+        for r in results:
+            row = r.to_dict()
+            row["seconds"] = round(elapsed, 3)
+            rows.append(row)
+    return rows
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from numerics.checks import load_all
+
+    for check in load_all().values():
+        print(f"{check.name}\n    claim:    {check.claim}\n    source:   {check.source} "
+              f"[{check.tag}]\n    relation: {check.relation}\n    params:   "
+              + ", ".join(f"{k}={v}" for k, v in check.defaults.items()))
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    if bool(args.names) == bool(args.all):
+        raise DlcheckError("give check names or --all (not both); 'dlcheck list' shows the names")
+    rows = run_checks(args.names or None, quick=args.quick, seed=args.seed, trials=args.trials,
+                      sets=_parse_sets(args.set), quiet=args.quiet)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    else:
+        print(format_table(rows))
+        failed = sum(r["verdict"] != "pass" for r in rows)
+        print(f"\n{len(rows) - failed} passed, {failed} failed")
+    return EXIT_OK if all(r["verdict"] == "pass" for r in rows) else EXIT_FAIL
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from figures import build_figures
+
+    if args.names and args.all:
+        raise DlcheckError("give figure names or --all, not both")
+    records = build_figures(args.names or None, Path(args.out), quick=args.quick)
+    for rec in records:
+        print(f"{rec.name}: " + ", ".join(str(p) for p in rec.files))
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from figures import build_figures
+    from numerics.io import write_text
+
+    quick = not args.full
+    start = time.perf_counter()
+    rows = run_checks(None, quick=quick, seed=args.seed, trials=None, sets={}, quiet=args.quiet)
+    check_seconds = time.perf_counter() - start
+    records = build_figures(None, Path(args.out), quick=quick)
+    out = Path(args.out)
+    write_text(out / "checks.json", json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    write_text(out / "checks.md", "# Checks\n\n" + format_markdown(rows))
+    print(format_table(rows))
+    failed = sum(r["verdict"] != "pass" for r in rows)
+    print(f"\n{len(rows) - failed} passed, {failed} failed "
+          f"(checks {check_seconds:.1f} s, total {time.perf_counter() - start:.1f} s)")
+    print(f"figures: {', '.join(r.name for r in records)} -> {out}/ "
+          f"(tables: {out / 'checks.json'}, {out / 'checks.md'})")
+    return EXIT_OK if failed == 0 else EXIT_FAIL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``dlcheck``."""
+    parser = _Parser(prog="dlcheck", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    common = _Parser(add_help=False)
+    common.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sub.add_parser("list", help="list every check with its claim, source and relation")
+
+    chk = sub.add_parser("check", parents=[common], help="run checks")
+    chk.add_argument("names", nargs="*", help="check names (see 'dlcheck list')")
+    chk.add_argument("--all", action="store_true", help="run every check")
+    chk.add_argument("--quick", action="store_true", help="smaller sizes (the CI tier)")
+    chk.add_argument("--json", action="store_true", help="one JSON object per row")
+    chk.add_argument("--trials", type=int, help="Monte Carlo trials (checks that simulate)")
+    chk.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a check parameter (repeatable)")
+
+    fig = sub.add_parser("figures", help="build figures")
+    fig.add_argument("names", nargs="*", help="figure names (default: all)")
+    fig.add_argument("--all", action="store_true", help="build every figure")
+    fig.add_argument("--quick", action="store_true", help="fewer trials")
+    fig.add_argument("--out", default="figures", help="output folder (default ./figures)")
+
+    rep = sub.add_parser("report", parents=[common],
+                         help="the main job: every check and every figure, with tables")
+    rep.add_argument("--full", action="store_true", help="paper-size runs (default quick)")
+    rep.add_argument("--out", default="figures", help="output folder (default ./figures)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dlcheck`` console script."""
+    args = build_parser().parse_args(argv)
+    handlers = {"list": _cmd_list, "check": _cmd_check, "figures": _cmd_figures,
+                "report": _cmd_report}
+    try:
+        return handlers[args.command](args)
+    except DlcheckError as exc:
+        sys.stderr.write(f"dlcheck: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("dlcheck: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
