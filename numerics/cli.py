@@ -42,12 +42,22 @@ def _fmt(x: float) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of check rows (check, case, relation, predicted, measured, ci, verdict)."""
+    """Plain-text table of check rows: check, case, relation, predicted, measured, ci, verdict."""
     head = ("check", "case", "relation", "predicted", "measured", "interval", "verdict")
-    body = [(r["check"], r["case"], r["relation"], _fmt(r["predicted"]), _fmt(r["measured"]),
-             f"[{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}]", r["verdict"].upper()) for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    body = [
+        (
+            r["check"],
+            r["case"],
+            r["relation"],
+            _fmt(r["predicted"]),
+            _fmt(r["measured"]),
+            f"[{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}]",
+            r["verdict"].upper(),
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*head), line.format(*("-" * w for w in widths))]
     out += [line.format(*row) for row in body]
     return "\n".join(out)
@@ -55,17 +65,26 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def format_markdown(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of check rows, with claim and source."""
-    out = ["| check | case | claim | source | relation | predicted | measured | interval | verdict |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    cols = "check case claim source relation predicted measured interval verdict".split()
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        out.append(f"| {r['check']} | {r['case']} | {r['claim']} | {r['source']} | "
-                   f"{r['relation']} | {_fmt(r['predicted'])} | {_fmt(r['measured'])} | "
-                   f"[{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | {r['verdict']} |")
+        out.append(
+            f"| {r['check']} | {r['case']} | {r['claim']} | {r['source']} | "
+            f"{r['relation']} | {_fmt(r['predicted'])} | {_fmt(r['measured'])} | "
+            f"[{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | {r['verdict']} |"
+        )
     return "\n".join(out) + "\n"
 
 
-def run_checks(names: list[str] | None, *, quick: bool, seed: int, trials: int | None,
-               sets: dict[str, str], quiet: bool) -> list[dict[str, Any]]:
+def run_checks(
+    names: list[str] | None,
+    *,
+    quick: bool,
+    seed: int,
+    trials: int | None,
+    sets: dict[str, str],
+    quiet: bool,
+) -> list[dict[str, Any]]:
     """Run named checks (all when ``names`` is None) and return their rows as dictionaries."""
     from tqdm import tqdm
 
@@ -81,8 +100,13 @@ def run_checks(names: list[str] | None, *, quick: bool, seed: int, trials: int |
         if unknown:
             raise DlcheckError(f"no check has parameter(s) {', '.join(unknown)}")
     rows = []
-    bar = tqdm(checks, desc="checks", unit="check", file=sys.stderr,
-               disable=quiet or not sys.stderr.isatty())
+    bar = tqdm(
+        checks,
+        desc="checks",
+        unit="check",
+        file=sys.stderr,
+        disable=quiet or not sys.stderr.isatty(),
+    )
     for check in bar:
         bar.set_postfix_str(check.name)
         overrides = {k: v for k, v in sets.items() if names or k in check.defaults}
@@ -102,17 +126,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from numerics.checks import load_all
 
     for check in load_all().values():
-        print(f"{check.name}\n    claim:    {check.claim}\n    source:   {check.source} "
-              f"[{check.tag}]\n    relation: {check.relation}\n    params:   "
-              + ", ".join(f"{k}={v}" for k, v in check.defaults.items()))
+        print(
+            f"{check.name}\n    claim:    {check.claim}\n    source:   {check.source} "
+            f"[{check.tag}]\n    relation: {check.relation}\n    params:   "
+            + ", ".join(f"{k}={v}" for k, v in check.defaults.items())
+        )
     return EXIT_OK
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     if bool(args.names) == bool(args.all):
         raise DlcheckError("give check names or --all (not both); 'dlcheck list' shows the names")
-    rows = run_checks(args.names or None, quick=args.quick, seed=args.seed, trials=args.trials,
-                      sets=_parse_sets(args.set), quiet=args.quiet)
+    rows = run_checks(
+        args.names or None,
+        quick=args.quick,
+        seed=args.seed,
+        trials=args.trials,
+        sets=_parse_sets(args.set),
+        quiet=args.quiet,
+    )
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
@@ -148,10 +180,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     write_text(out / "checks.md", "# Checks\n\n" + format_markdown(rows))
     print(format_table(rows))
     failed = sum(r["verdict"] != "pass" for r in rows)
-    print(f"\n{len(rows) - failed} passed, {failed} failed "
-          f"(checks {check_seconds:.1f} s, total {time.perf_counter() - start:.1f} s)")
-    print(f"figures: {', '.join(r.name for r in records)} -> {out}/ "
-          f"(tables: {out / 'checks.json'}, {out / 'checks.md'})")
+    print(
+        f"\n{len(rows) - failed} passed, {failed} failed "
+        f"(checks {check_seconds:.1f} s, total {time.perf_counter() - start:.1f} s)"
+    )
+    print(
+        f"figures: {', '.join(r.name for r in records)} -> {out}/ "
+        f"(tables: {out / 'checks.json'}, {out / 'checks.md'})"
+    )
     return EXIT_OK if failed == 0 else EXIT_FAIL
 
 
@@ -172,8 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--quick", action="store_true", help="smaller sizes (the CI tier)")
     chk.add_argument("--json", action="store_true", help="one JSON object per row")
     chk.add_argument("--trials", type=int, help="Monte Carlo trials (checks that simulate)")
-    chk.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a check parameter (repeatable)")
+    chk.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a check parameter (repeatable)",
+    )
 
     fig = sub.add_parser("figures", help="build figures")
     fig.add_argument("names", nargs="*", help="figure names (default: all)")
@@ -181,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--quick", action="store_true", help="fewer trials")
     fig.add_argument("--out", default="figures", help="output folder (default ./figures)")
 
-    rep = sub.add_parser("report", parents=[common],
-                         help="the main job: every check and every figure, with tables")
+    rep = sub.add_parser(
+        "report", parents=[common], help="the main job: every check and every figure, with tables"
+    )
     rep.add_argument("--full", action="store_true", help="paper-size runs (default quick)")
     rep.add_argument("--out", default="figures", help="output folder (default ./figures)")
     return parser
@@ -191,8 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dlcheck`` console script."""
     args = build_parser().parse_args(argv)
-    handlers = {"list": _cmd_list, "check": _cmd_check, "figures": _cmd_figures,
-                "report": _cmd_report}
+    handlers = {
+        "list": _cmd_list,
+        "check": _cmd_check,
+        "figures": _cmd_figures,
+        "report": _cmd_report,
+    }
     try:
         return handlers[args.command](args)
     except DlcheckError as exc:

@@ -237,6 +237,19 @@ def _check_stable(schedule, problem, mu, modes) -> None:
 
 
 # ---- public API ---------------------------------------------------------------------------
+def check_stable(
+    strategy: str | Schedule,
+    A: np.ndarray | None,
+    problem: QuadraticNetwork,
+    step_size: float,
+    *,
+    local_steps: int | None = None,
+) -> None:
+    """Raise ``UnstableStepSizeError`` (naming μ and the stable range) if ρ(Φ) >= 1."""
+    schedule, mu, modes = _resolve(strategy, A, problem, step_size, "auto", local_steps)
+    _check_stable(schedule, problem, mu, modes)
+
+
 def moments(
     strategy: str | Schedule,
     A: np.ndarray | None,

@@ -105,5 +105,10 @@ def fit_slope(
     res = scipy.stats.linregress(x, y)
     t = float(scipy.stats.t.isf(alpha / 2, x.size - 2))
     half = t * res.stderr
-    return SlopeFit(float(res.slope), float(res.intercept),
-                    (float(res.slope - half), float(res.slope + half)), float(res.stderr), x.size)
+    return SlopeFit(
+        float(res.slope),
+        float(res.intercept),
+        (float(res.slope - half), float(res.slope + half)),
+        float(res.stderr),
+        x.size,
+    )

@@ -115,9 +115,21 @@ class Check:
         """Build a row, deciding its verdict from the relation."""
         rel = relation or self.relation
         ci = (float(ci[0]), float(ci[1]))
-        return CheckResult(self.name, case, self.claim, self.source, self.tag, rel,
-                           float(predicted), float(measured), ci,
-                           verdict(rel, float(predicted), ci), dict(params), seed, details)
+        return CheckResult(
+            self.name,
+            case,
+            self.claim,
+            self.source,
+            self.tag,
+            rel,
+            float(predicted),
+            float(measured),
+            ci,
+            verdict(rel, float(predicted), ci),
+            dict(params),
+            seed,
+            details,
+        )
 
 
 REGISTRY: dict[str, Check] = {}
@@ -140,8 +152,9 @@ def register(
     def wrap(func: CheckFunction) -> CheckFunction:
         if name in REGISTRY:
             raise ValueError(f"check {name!r} registered twice")
-        REGISTRY[name] = Check(name, claim, source, tag, relation, func, dict(defaults),
-                               dict(quick or {}))
+        REGISTRY[name] = Check(
+            name, claim, source, tag, relation, func, dict(defaults), dict(quick or {})
+        )
         return func
 
     return wrap

@@ -15,7 +15,7 @@ import numpy as np
 
 from numerics.checks.base import Check, CheckResult, register
 from numerics.checks.instances import NETWORK_DEFAULTS, derived_seed, network_instance
-from numerics.moments import escaping_efficiency, stable_step_size_limit
+from numerics.moments import check_stable, escaping_efficiency, stable_step_size_limit
 from numerics.problems import QuadraticNetwork, random_quadratic_network
 from numerics.simulate import simulate
 from numerics.stats import DEFAULT_ALPHA
@@ -26,17 +26,27 @@ NOTE = "shared/research/flatness_tradeoff.md"
 TOL = 1e-10  # relative tolerance of deterministic (exact-arithmetic) comparisons
 
 
-def _exact_row(check: Check, case: str, predicted: np.ndarray, measured: np.ndarray,
-               params: dict[str, Any], seed: int, tol: float = TOL) -> CheckResult:
+def _exact_row(
+    check: Check,
+    case: str,
+    predicted: np.ndarray,
+    measured: np.ndarray,
+    params: dict[str, Any],
+    seed: int,
+    tol: float = TOL,
+) -> CheckResult:
     """Row for a deterministic equality of two curves: the largest relative deviation."""
     scale = np.maximum(np.abs(predicted), np.finfo(float).tiny)
     rel = np.abs(np.asarray(measured) - predicted) / scale
     worst = int(np.argmax(rel))
     return check.result(
-        case, predicted[worst], measured[worst],
+        case,
+        predicted[worst],
+        measured[worst],
         (measured[worst] - tol * scale[worst], measured[worst] + tol * scale[worst]),
-        params, seed, f"largest relative deviation {rel[worst]:.2e} at n={worst + 1} "
-        f"(tolerance {tol:g})",
+        params,
+        seed,
+        f"largest relative deviation {rel[worst]:.2e} at n={worst + 1} (tolerance {tol:g})",
     )
 
 
@@ -52,10 +62,19 @@ def _exact_row(check: Check, case: str, predicted: np.ndarray, measured: np.ndar
 )
 def ee_monte_carlo(check: Check, p: dict[str, Any], seed: int) -> list[CheckResult]:
     A, problem = network_instance(p, seed, check.name)
-    exact_ee = {s: escaping_efficiency(s, A, problem, p["step_size"], p["n_steps"])
-                for s in STRATEGIES}  # first: raises on an unstable step size
-    sim = simulate(STRATEGIES, A, problem, p["step_size"], p["n_steps"], p["trials"],
-                   seed=seed, experiment=check.name)
+    exact_ee = {
+        s: escaping_efficiency(s, A, problem, p["step_size"], p["n_steps"]) for s in STRATEGIES
+    }  # first: raises on an unstable step size
+    sim = simulate(
+        STRATEGIES,
+        A,
+        problem,
+        p["step_size"],
+        p["n_steps"],
+        p["trials"],
+        seed=seed,
+        experiment=check.name,
+    )
     comparisons = len(STRATEGIES) * p["n_steps"]
     rows = []
     for s in STRATEGIES:
@@ -64,10 +83,17 @@ def ee_monte_carlo(check: Check, p: dict[str, Any], seed: int) -> list[CheckResu
         z = np.abs(mc.mean["ee"] - exact) / np.maximum(mc.standard_error["ee"], 1e-300)
         worst = int(np.argmax(z))
         inside = bool(np.all((lo <= exact) & (exact <= hi)))
-        row = check.result(s, exact[worst], mc.mean["ee"][worst], (lo[worst], hi[worst]), p,
-                           seed, f"worst n={worst + 1}, max |z|={z[worst]:.2f}; Bonferroni over "
-                           f"{comparisons} comparisons at family level {DEFAULT_ALPHA:g}; "
-                           f"{p['trials']} trials")
+        row = check.result(
+            s,
+            exact[worst],
+            mc.mean["ee"][worst],
+            (lo[worst], hi[worst]),
+            p,
+            seed,
+            f"worst n={worst + 1}, max |z|={z[worst]:.2f}; Bonferroni over "
+            f"{comparisons} comparisons at family level {DEFAULT_ALPHA:g}; "
+            f"{p['trials']} trials",
+        )
         row.verdict = inside
         rows.append(row)
     return rows
@@ -96,9 +122,15 @@ def _sharpen(A: np.ndarray, fraction: float) -> np.ndarray:
     return A - fraction * c_max * (np.eye(len(A)) - A)
 
 
-_ORDER_GRAPHS = (("ring", range(3, 13)), ("star", range(3, 13)), ("complete", range(2, 9)),
-                 ("erdos_renyi", range(4, 13)), ("exponential", range(4, 13)),
-                 ("grid", (4, 6, 8, 9, 12)), ("hypercube", (2, 4, 8)))
+_ORDER_GRAPHS = (
+    ("ring", range(3, 13)),
+    ("star", range(3, 13)),
+    ("complete", range(2, 9)),
+    ("erdos_renyi", range(4, 13)),
+    ("exponential", range(4, 13)),
+    ("grid", (4, 6, 8, 9, 12)),
+    ("hypercube", (2, 4, 8)),
+)
 
 
 def random_ordering_instance(seed: int, index: int, max_dim: int):
@@ -106,29 +138,40 @@ def random_ordering_instance(seed: int, index: int, max_dim: int):
     rng = np.random.default_rng(derived_seed(seed, "ee-ordering", index))
     name, sizes = _ORDER_GRAPHS[int(rng.integers(len(_ORDER_GRAPHS)))]
     K = int(rng.choice(list(sizes)))
-    A = combination_matrix(make_graph(name, K, seed=int(rng.integers(2**31)),
-                                      edge_probability=0.4),
-                           ("metropolis", "max_degree")[int(rng.integers(2))])
+    A = combination_matrix(
+        make_graph(name, K, seed=int(rng.integers(2**31)), edge_probability=0.4),
+        ("metropolis", "max_degree")[int(rng.integers(2))],
+    )
     if rng.random() < 0.5:
         A = _sharpen(A, rng.uniform(0.3, 0.95))
     problem = random_quadratic_network(
-        K, int(rng.integers(1, max_dim + 1)), seed=int(rng.integers(2**31)),
-        hessian_heterogeneity=rng.uniform(0, 1), gradient_heterogeneity=rng.uniform(0, 3),
-        noise_heterogeneity=rng.uniform(0, 1), batch_size=int(rng.choice([1, 1000])),
+        K,
+        int(rng.integers(1, max_dim + 1)),
+        seed=int(rng.integers(2**31)),
+        hessian_heterogeneity=rng.uniform(0, 1),
+        gradient_heterogeneity=rng.uniform(0, 3),
+        noise_heterogeneity=rng.uniform(0, 1),
+        batch_size=int(rng.choice([1, 1000])),
     )
-    limit = min([ordering_step_limit(A, problem)]
-                + [0.99 * stable_step_size_limit(s, A, problem) for s in STRATEGIES])
+    limit = min(
+        [ordering_step_limit(A, problem)]
+        + [0.99 * stable_step_size_limit(s, A, problem) for s in STRATEGIES]
+    )
     mu = rng.uniform(0.02, 1.0) * limit
     lam_min = float(np.linalg.eigvalsh(A)[0])
-    return A, problem, mu, f"{name} K={K} d={problem.dim} B={problem.batch_size} " \
-                           f"λ_min(A)={lam_min:.3f} μ={mu:.4g}"
+    return (
+        A,
+        problem,
+        mu,
+        f"{name} K={K} d={problem.dim} B={problem.batch_size} λ_min(A)={lam_min:.3f} μ={mu:.4g}",
+    )
 
 
 @register(
     "ee-ordering",
     claim="EE_n(consensus) ≥ EE_n(diffusion) ≥ EE_n(centralized) at every n, on random "
-          "heterogeneous instances (A with negative eigenvalues included), for μ below the "
-          "ordering limit (1−ℓ)²/((1+ℓ²)h_max) derived here",
+    "heterogeneous instances (A with negative eigenvalues included), for μ below the "
+    "ordering limit (1−ℓ)²/((1+ℓ²)h_max) derived here",
     source=f"arXiv 2406.20006 abstract [S] (qualitative); {NOTE} §4.2 [R]; regime derived here",
     tag="S/R",
     relation="lower",
@@ -150,17 +193,26 @@ def ee_ordering(check: Check, p: dict[str, Any], seed: int) -> list[CheckResult]
                 worst[a, b] = (float(margin[n]), f"instance {i} ({desc}), n={n + 1}")
     rows = []
     for (a, b), (margin, where) in worst.items():
-        rows.append(check.result(
-            f"{a} ≥ {b}", 0.0, margin, (margin - TOL, margin + TOL), p, seed,
-            f"smallest relative margin (EE_{a} − EE_{b})/EE_{a} over {p['instances']} instances "
-            f"({negative} with negative eigenvalues) and n ≤ {p['n_steps']}: at {where}"))
+        rows.append(
+            check.result(
+                f"{a} ≥ {b}",
+                0.0,
+                margin,
+                (margin - TOL, margin + TOL),
+                p,
+                seed,
+                f"smallest relative margin (EE_{a} − EE_{b})/EE_{a} over {p['instances']} "
+                f"instances ({negative} with negative eigenvalues) and n ≤ {p['n_steps']}: "
+                f"at {where}",
+            )
+        )
     return rows
 
 
 @register(
     "ee-ordering-boundary",
     claim="The derived step limit is sharp: on two agents with λ_2(A) = −ℓ, consensus ≥ "
-          "diffusion holds at every n just below (1−ℓ)²/((1+ℓ²)h) and fails at n = 2 just above",
+    "diffusion holds at every n just below (1−ℓ)²/((1+ℓ²)h) and fails at n = 2 just above",
     source="derived here from the mode form of " + NOTE + " §4.3 [R]",
     tag="derived",
     relation="lower",
@@ -169,20 +221,32 @@ def ee_ordering(check: Check, p: dict[str, Any], seed: int) -> list[CheckResult]
 def ee_ordering_boundary(check: Check, p: dict[str, Any], seed: int) -> list[CheckResult]:
     a = (1 + p["ell"]) / 2  # λ_2 = 1 − 2a = −ℓ
     A = np.array([[1 - a, a], [a, 1 - a]])
-    problem = QuadraticNetwork(np.ones((2, 1, 1)), np.array([[1.0], [-1.0]]),
-                               np.ones((2, 1, 1)), batch_size=10**9)
+    problem = QuadraticNetwork(
+        np.ones((2, 1, 1)), np.array([[1.0], [-1.0]]), np.ones((2, 1, 1)), batch_size=10**9
+    )
     rows = []
-    for case, factor, relation in (("below the limit", p["below"], "lower"),
-                                   ("above the limit", p["above"], "upper")):
+    for case, factor, relation in (
+        ("below the limit", p["below"], "lower"),
+        ("above the limit", p["above"], "upper"),
+    ):
         mu = factor * ordering_step_limit(A, problem)
         con = escaping_efficiency("consensus", A, problem, mu, p["n_steps"])
         dif = escaping_efficiency("diffusion", A, problem, mu, p["n_steps"])
         margin = (con - dif) / con
         n = int(np.argmin(margin))
-        rows.append(check.result(
-            case, 0.0, margin[n], (margin[n] - TOL, margin[n] + TOL), p, seed,
-            f"μ = {factor:g} × limit; smallest relative margin (EE_con − EE_dif)/EE_con at "
-            f"n={n + 1}", relation=relation))
+        rows.append(
+            check.result(
+                case,
+                0.0,
+                margin[n],
+                (margin[n] - TOL, margin[n] + TOL),
+                p,
+                seed,
+                f"μ = {factor:g} × limit; smallest relative margin (EE_con − EE_dif)/EE_con at "
+                f"n={n + 1}",
+                relation=relation,
+            )
+        )
     return rows
 
 
@@ -206,14 +270,18 @@ def _deterministic_ee(schedule, problem: QuadraticNetwork, mu: float, n_steps: i
     W, out = np.zeros((problem.n_agents, problem.dim)), np.empty(n_steps)
     for t in range(n_steps):
         A1, A2 = schedule.at(t + 1)
-        W = A2.T @ (A1.T @ W - mu * np.einsum("kij,kj->ki", problem.hessians, W)
-                    + mu * problem.gradients_at_optimum)
+        W = A2.T @ (
+            A1.T @ W
+            - mu * np.einsum("kij,kj->ki", problem.hessians, W)
+            + mu * problem.gradients_at_optimum
+        )
         out[t] = problem.risk_excess(W).mean()
     return out
 
 
-def _consensus_excess_full_averaging(problem: QuadraticNetwork, mu: float,
-                                     n_steps: int) -> np.ndarray:
+def _consensus_excess_full_averaging(
+    problem: QuadraticNetwork, mu: float, n_steps: int
+) -> np.ndarray:
     """EE_con − EE_cen for A = J and equal Hessians, closed form of the network modes.
 
     With A = J every network mode i ≥ 2 has λ_i = 0, so consensus's mode (i, m) is
@@ -225,8 +293,7 @@ def _consensus_excess_full_averaging(problem: QuadraticNetwork, mu: float,
     h, V = np.linalg.eigh(problem.hessians[0])
     U = np.linalg.qr(np.column_stack([np.ones(K), np.eye(K)[:, : K - 1]]))[0][:, 1:]
     delta = U.T @ problem.gradients_at_optimum @ V
-    Q = (U**2).T @ np.einsum("dm,kde,em->km", V, problem.noise_covariances, V) \
-        / problem.batch_size
+    Q = (U**2).T @ np.einsum("dm,kde,em->km", V, problem.noise_covariances, V) / problem.batch_size
     a = -mu * h
     n = np.arange(1, n_steps + 1)[:, None, None]
     mean = mu * delta * (1 - a**n) / (1 - a)
@@ -234,14 +301,20 @@ def _consensus_excess_full_averaging(problem: QuadraticNetwork, mu: float,
     return 0.5 * ((mean**2 + var) * h).sum(axis=(1, 2)) / K
 
 
-SPECIAL_DEFAULTS = {**NETWORK_DEFAULTS, "n_agents": 8, "dim": 3, "step_size": 0.1,
-                    "n_steps": 40, "trials": 500}
+SPECIAL_DEFAULTS = {
+    **NETWORK_DEFAULTS,
+    "n_agents": 8,
+    "dim": 3,
+    "step_size": 0.1,
+    "n_steps": 40,
+    "trials": 500,
+}
 
 
 @register(
     "full-averaging",
     claim="With A = 11ᵀ/K diffusion coincides with centralized (moments and every iterate); "
-          "consensus does not: it exceeds centralized by its disagreement modes (closed form)",
+    "consensus does not: it exceeds centralized by its disagreement modes (closed form)",
     source=f"{NOTE} §4.3 mode form [R]; DESIGN.md strategy table",
     tag="R",
     relation="equal",
@@ -254,15 +327,40 @@ def full_averaging(check: Check, p: dict[str, Any], seed: int) -> list[CheckResu
     dif = escaping_efficiency("diffusion", J, problem, mu, n, method="dense")
     con = escaping_efficiency("consensus", J, problem, mu, n, method="dense")
     rows = [_exact_row(check, "diffusion = centralized (exact)", cen, dif, p, seed)]
-    sim = simulate(("centralized", "diffusion"), J, problem, mu, n, p["trials"], seed=seed,
-                   experiment=check.name, keep_final=True)
+    sim = simulate(
+        ("centralized", "diffusion"),
+        J,
+        problem,
+        mu,
+        n,
+        p["trials"],
+        seed=seed,
+        experiment=check.name,
+        keep_final=True,
+    )
     gap = float(np.abs(sim["diffusion"].final_errors - sim["centralized"].final_errors).max())
     scale = float(np.abs(sim["centralized"].final_errors).max())
-    rows.append(check.result("diffusion = centralized (iterates, CRN)", 0.0, gap,
-                             (gap - TOL * scale, gap + TOL * scale), p, seed,
-                             f"max |w_dif − w_cen| over {p['trials']} trials after {n} steps"))
-    rows.append(_exact_row(check, "consensus − centralized = disagreement modes",
-                           _consensus_excess_full_averaging(problem, mu, n), con - cen, p, seed))
+    rows.append(
+        check.result(
+            "diffusion = centralized (iterates, CRN)",
+            0.0,
+            gap,
+            (gap - TOL * scale, gap + TOL * scale),
+            p,
+            seed,
+            f"max |w_dif − w_cen| over {p['trials']} trials after {n} steps",
+        )
+    )
+    rows.append(
+        _exact_row(
+            check,
+            "consensus − centralized = disagreement modes",
+            _consensus_excess_full_averaging(problem, mu, n),
+            con - cen,
+            p,
+            seed,
+        )
+    )
     return rows
 
 
@@ -279,21 +377,47 @@ def no_combination(check: Check, p: dict[str, Any], seed: int) -> list[CheckResu
     eye, mu, n = np.eye(problem.n_agents), p["step_size"], p["n_steps"]
     reference = _independent_sgd_ee(problem, mu, n)
     schedules = [make_schedule(s, eye, validate=False) for s in ("consensus", "diffusion")]
-    rows = [_exact_row(check, f"{s.name} = independent SGD (exact)", reference,
-                       escaping_efficiency(s, None, problem, mu, n), p, seed)
-            for s in schedules]
-    sim = simulate(schedules, None, problem, mu, n, p["trials"], seed=seed,
-                   experiment=check.name, keep_final=True)
+    rows = [
+        _exact_row(
+            check,
+            f"{s.name} = independent SGD (exact)",
+            reference,
+            escaping_efficiency(s, None, problem, mu, n),
+            p,
+            seed,
+        )
+        for s in schedules
+    ]
+    sim = simulate(
+        schedules,
+        None,
+        problem,
+        mu,
+        n,
+        p["trials"],
+        seed=seed,
+        experiment=check.name,
+        keep_final=True,
+    )
     gap = float(np.abs(sim["consensus"].final_errors - sim["diffusion"].final_errors).max())
-    rows.append(check.result("consensus = diffusion (iterates, CRN)", 0.0, gap, (-TOL, TOL),
-                             p, seed, f"max |w_con − w_dif| over {p['trials']} trials"))
+    rows.append(
+        check.result(
+            "consensus = diffusion (iterates, CRN)",
+            0.0,
+            gap,
+            (-TOL, TOL),
+            p,
+            seed,
+            f"max |w_con − w_dif| over {p['trials']} trials",
+        )
+    )
     return rows
 
 
 @register(
     "zero-noise",
     claim="Without gradient noise the Monte Carlo is the deterministic recursion, with zero "
-          "spread, for each strategy",
+    "spread, for each strategy",
     source=f"{NOTE} §4.2 [R]",
     tag="R",
     relation="equal",
@@ -303,6 +427,8 @@ def zero_noise(check: Check, p: dict[str, Any], seed: int) -> list[CheckResult]:
     A, problem = network_instance(p, seed, check.name)
     problem = problem.scaled(noise=0.0)
     mu, n = p["step_size"], p["n_steps"]
+    for s in STRATEGIES:
+        check_stable(s, A, problem, mu)
     sim = simulate(STRATEGIES, A, problem, mu, n, p["trials"], seed=seed, experiment=check.name)
     rows = []
     for s in STRATEGIES:

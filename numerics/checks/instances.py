@@ -14,16 +14,19 @@ from numerics.topology import combination_matrix, make_graph
 def derived_seed(seed: int, *keys: str | int) -> int:
     """A 63-bit integer seed keyed by (seed, keys), independent of any list position."""
     spawn = tuple(experiment_key(k) if isinstance(k, str) else int(k) for k in keys)
-    return int(np.random.SeedSequence(int(seed), spawn_key=spawn).generate_state(2, np.uint64)[0]
-               >> np.uint64(1))
+    return int(
+        np.random.SeedSequence(int(seed), spawn_key=spawn).generate_state(2, np.uint64)[0]
+        >> np.uint64(1)
+    )
 
 
 def network_instance(
     params: dict[str, Any], seed: int, experiment: str
 ) -> tuple[np.ndarray, QuadraticNetwork]:
     """(A, problem) from the usual parameters: graph, n_agents, rule, dim, heterogeneity, B."""
-    graph = make_graph(params["graph"], params["n_agents"],
-                       seed=derived_seed(seed, experiment, "graph"))
+    graph = make_graph(
+        params["graph"], params["n_agents"], seed=derived_seed(seed, experiment, "graph")
+    )
     A = combination_matrix(graph, params["rule"])
     problem = random_quadratic_network(
         params["n_agents"],

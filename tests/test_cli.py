@@ -1,0 +1,87 @@
+"""The dlcheck command: exit codes, one-line errors, JSON output, the quick tier."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from numerics.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list(capsys):
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "ee-monte-carlo" in out and "relation" in out
+
+
+def test_check_all_quick_passes_within_two_minutes(capsys):
+    start = time.perf_counter()
+    code, out, _ = run(capsys, "check", "--all", "--quick", "--quiet")
+    elapsed = time.perf_counter() - start
+    assert code == 0, out
+    assert "0 failed" in out
+    assert elapsed < 120
+
+
+def test_check_json(capsys):
+    code, out, _ = run(capsys, "check", "zero-noise", "--json", "--seed", "3")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 3
+    for row in rows:
+        assert {"predicted", "measured", "ci", "relation", "verdict", "params", "seed"} <= set(row)
+        assert row["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["check", "nope"], "no check named 'nope'"),
+        (["check"], "give check names or --all"),
+        (["check", "zero-noise", "--set", "foo=1"], "no parameter 'foo'"),
+        (["check", "zero-noise", "--set", "n_agents"], "--set expects key=value"),
+        (["check", "zero-noise", "--set", "n_agents=abc"], "n_agents='abc'"),
+        (["check", "zero-noise", "--set", "step_size=9"], "step_size=9 is outside the stable"),
+        (["check", "zero-noise", "--set", "graph=moebius"], "moebius"),
+        (["check", "--all", "--set", "zzz=1"], "zzz"),
+        (["check", "ee-monte-carlo", "--trials", "0"], "trials"),
+        (["check", "--bogus"], "unrecognized arguments"),
+        (["figures", "nope"], "figure 'nope' is not known"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, argv, fragment):
+    with pytest.raises(SystemExit) if "--bogus" in argv else _nullcontext() as exc:
+        code = main(argv)
+    if exc is not None and hasattr(exc, "value"):
+        code = exc.value.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_console_script_no_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "numerics.cli", "check", "zero-noise", "--set", "step_size=-1"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "step_size" in proc.stderr and "Traceback" not in proc.stderr
