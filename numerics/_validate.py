@@ -12,7 +12,9 @@ def as_float_array(value, name: str, ndim: int) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be a numeric array; got {type(value).__name__}") from exc
+        raise InvalidInputError(
+            f"{name} must be a numeric array; got {type(value).__name__}"
+        ) from exc
     if arr.ndim != ndim:
         raise InvalidInputError(f"{name} must have {ndim} dimensions; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):

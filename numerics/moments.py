@@ -58,7 +58,7 @@ def transition_matrices(
     A1: np.ndarray, A2: np.ndarray, problem: QuadraticNetwork, step_size: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """F = (A2ᵀ ⊗ I)(A1ᵀ ⊗ I − μ blkdiag H_k) and G = A2ᵀ ⊗ I on the row-major stacked state."""
-    K, d = problem.n_agents, problem.dim
+    d = problem.dim
     eye = np.eye(d)
     G = np.kron(A2.T, eye)
     inner = np.kron(A1.T, eye) - step_size * scipy.linalg.block_diag(*problem.hessians)
@@ -105,6 +105,9 @@ def _common_eigenbasis(schedule: Schedule) -> np.ndarray | None:
     K = schedule.n_agents
     rng = np.random.default_rng(12345)  # generic combination: fixed, only breaks ties
     mix = sum(rng.uniform(1.0, 2.0) * M for M in mats)
+    # U[:, 0] must be 1/√K: a multiple of J larger than ‖mix‖ gives 1 its own eigenvalue even
+    # when 1 lies in a degenerate eigenspace of mix (e.g. independent runs, mix ∝ I)
+    mix = mix + (1.0 + 2.0 * np.linalg.norm(mix, 2)) * np.full((K, K), 1.0 / K)
     _, U = np.linalg.eigh(mix)
     ones = np.full(K, 1.0 / np.sqrt(K))
     idx = int(np.argmax(np.abs(U.T @ ones)))
@@ -154,7 +157,7 @@ def _modal_period_map(md: _Modes):
     alpha = np.ones_like(md.delta)
     beta = np.zeros_like(md.delta)
     gamma = np.zeros_like(md.delta)
-    for a, g in zip(md.a, md.g):
+    for a, g in zip(md.a, md.g, strict=True):
         alpha, beta, gamma = a * alpha, a * beta + g * md.delta, a**2 * gamma + g**2 * md.noise
     return alpha, beta, gamma
 
@@ -274,7 +277,12 @@ def moments(
     K, d = problem.n_agents, problem.dim
     w0 = np.zeros((K, d))
     if initial_error is not None:
-        w0 = np.broadcast_to(np.asarray(initial_error, dtype=float), (K, d)).copy()
+        try:
+            w0 = np.broadcast_to(np.asarray(initial_error, dtype=float), (K, d)).copy()
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"initial_error must have shape ({d},) or ({K}, {d}); got {np.shape(initial_error)}"
+            ) from exc
     ee, msd, cd = np.empty(n), np.empty(n), np.empty(n)
     if modes is not None:
         m = modes.U.T @ w0 @ modes.V
@@ -339,7 +347,7 @@ def steady_state(
     if modes is not None:
         alpha, beta, gamma = _modal_period_map(modes)
         m, c = beta / (1 - alpha), gamma / (1 - alpha**2)
-        for a, g in zip(modes.a, modes.g):
+        for a, g in zip(modes.a, modes.g, strict=True):
             m, c = a * m + g * modes.delta, a**2 * c + g**2 * modes.noise
             second = m**2 + c
             reads.append((0.5 * (second @ modes.h).sum(), second.sum(), second[1:].sum()))
@@ -353,8 +361,11 @@ def steady_state(
         for F, cf, Qf in maps:
             m, C = F @ m + cf, F @ C @ F.T + Qf
             reads.append(
-                (0.5 * (m @ hess @ m + np.sum(hess * C)), m @ m + np.trace(C),
-                 m @ proj @ m + np.sum(proj * C))
+                (
+                    0.5 * (m @ hess @ m + np.sum(hess * C)),
+                    m @ m + np.trace(C),
+                    m @ proj @ m + np.sum(proj * C),
+                )
             )
         used = "dense"
     er, msd, cd = np.mean(reads, axis=0) / K

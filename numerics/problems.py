@@ -192,9 +192,16 @@ def random_quadratic_network(
         raise InvalidInputError(
             f"gradient_heterogeneity must be >= 0; got {gradient_heterogeneity!r}"
         )
-    lo, hi = curvature
+    try:
+        lo, hi = (float(c) for c in curvature)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"curvature must be a pair (low, high) of numbers; got {curvature!r}"
+        ) from None
     if not 0 < lo <= hi:
-        raise InvalidInputError(f"curvature must be (low, high) with 0 < low <= high; got {curvature}")
+        raise InvalidInputError(
+            f"curvature must be (low, high) with 0 < low <= high; got {curvature}"
+        )
     sigma2 = positive_float(noise_level, "noise_level") if noise_level != 0 else 0.0
     rng = np.random.default_rng(seed)
     spec = _spectrum(lo, hi, d)
@@ -225,6 +232,10 @@ def homogeneous_quadratic_network(
 ) -> QuadraticNetwork:
     """Identical agents: H_k = H0, R_k = σ² R0, d_k = 0 (see ``random_quadratic_network``)."""
     return random_quadratic_network(
-        n_agents, dim, seed=seed, curvature=curvature, noise_level=noise_level,
+        n_agents,
+        dim,
+        seed=seed,
+        curvature=curvature,
+        noise_level=noise_level,
         batch_size=batch_size,
     )

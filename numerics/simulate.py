@@ -23,11 +23,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from numerics._validate import positive_float, positive_int
 from numerics.errors import DivergenceError, InvalidInputError
 from numerics.problems import QuadraticNetwork
-from numerics.stats import DEFAULT_ALPHA, RunningMoments, mean_interval
+from numerics.stats import DEFAULT_ALPHA, RunningMoments, mean_interval, summarize
 from numerics.strategies import Schedule, as_schedule
 
 #: Trials per random-number block (part of the reproducibility contract: do not change).
@@ -84,8 +85,9 @@ class MonteCarlo:
         self, quantity: str = "ee", *, alpha: float = DEFAULT_ALPHA, comparisons: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """Normal confidence interval of each step's mean at level 1 − α / comparisons."""
-        return mean_interval(self.mean[quantity], self.standard_error[quantity],
-                             alpha=alpha, comparisons=comparisons)
+        return mean_interval(
+            self.mean[quantity], self.standard_error[quantity], alpha=alpha, comparisons=comparisons
+        )
 
 
 @dataclass(frozen=True)
@@ -101,41 +103,78 @@ class Simulation:
 
 
 class _Stepper:
-    """One strategy's state and its in-place step (no Python loop over agents or trials)."""
+    """One strategy's state and its step, in preallocated buffers (no per-step allocation).
 
-    def __init__(self, schedule: Schedule, problem: QuadraticNetwork, mu: float):
-        self.pairs = [(A1.T.copy(), A2.T.copy()) for A1, A2 in schedule.pairs]
-        self.ident = [(np.array_equal(A1, np.eye(len(A1))), np.array_equal(A2, np.eye(len(A2))))
-                      for A1, A2 in schedule.pairs]
-        self.mu_h_t = mu * np.swapaxes(problem.hessians, 1, 2)  # (K, d, d): rows @ (μ H_k)ᵀ
+    Fresh multi-megabyte temporaries would be page-faulted in at every step, which costs
+    more than the arithmetic; every product therefore writes into a buffer (``out=``).
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        problem: QuadraticNetwork,
+        mu: float,
+        shape: tuple[int, int, int, int],
+        initial: np.ndarray,
+    ):
+        K = problem.n_agents
+        self.pairs = [
+            (
+                None if np.array_equal(A1, np.eye(K)) else np.ascontiguousarray(A1.T),
+                None if np.array_equal(A2, np.eye(K)) else np.ascontiguousarray(A2.T),
+            )
+            for A1, A2 in schedule.pairs
+        ]
+        self.mu_h_t = np.ascontiguousarray(mu * np.swapaxes(problem.hessians, 1, 2))
         self.mu_d = mu * problem.gradients_at_optimum[:, None, :]  # (K, 1, d)
+        self.state = np.empty(shape)
+        self.state[...] = initial[None, :, None, :]
+        self.work = np.empty(shape)
+        self.combined = np.empty(shape)
 
-    def step(self, W: np.ndarray, mu_noise: np.ndarray, n: int) -> np.ndarray:
-        """Advance W (blocks, K, b, d) by step n (1-based) given μ L z; returns the new W."""
-        nb, K, b, d = W.shape
-        k = (n - 1) % len(self.pairs)
-        A1t, A2t = self.pairs[k]
-        id1, id2 = self.ident[k]
-        out = W @ self.mu_h_t  # μ H_k w̃ for every agent, trial
-        if id1:
+    def _combine(self, At: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+        nb, K = src.shape[:2]
+        np.matmul(At, src.reshape(nb, K, -1), out=dst.reshape(nb, K, -1))
+
+    def step(self, mu_noise: np.ndarray, n: int) -> np.ndarray:
+        """Advance the state by step n (1-based) given μ L z; returns the state (a buffer)."""
+        A1t, A2t = self.pairs[(n - 1) % len(self.pairs)]
+        W, out = self.state, self.work
+        np.matmul(W, self.mu_h_t, out=out)  # μ H_k w̃ for every block, agent and trial
+        if A1t is None:
             np.subtract(W, out, out=out)
         else:
-            np.subtract((A1t @ W.reshape(nb, K, b * d)).reshape(W.shape), out, out=out)
+            self._combine(A1t, W, self.combined)
+            np.subtract(self.combined, out, out=out)
         out += self.mu_d
         out += mu_noise
-        if not id2:
-            out = (A2t @ out.reshape(nb, K, b * d)).reshape(W.shape)
-        return out
+        if A2t is None:
+            self.state, self.work = out, W
+        else:
+            self._combine(A2t, out, W)
+        return self.state
 
 
-def _readouts(W: np.ndarray, hbar: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-trial agent-averaged EE, MSD, CD of W (blocks, K, b, d) → arrays (blocks·b,)."""
-    K = W.shape[1]
-    ee = 0.5 * np.einsum("nkbi,nkbi->nb", W @ hbar, W) / K
-    msd = np.einsum("nkbi,nkbi->nb", W, W) / K
-    centred = W - W.mean(axis=1, keepdims=True)
-    cd = np.einsum("nkbi,nkbi->nb", centred, centred) / K
-    return {"ee": ee.reshape(-1), "msd": msd.reshape(-1), "cd": cd.reshape(-1)}
+class _Readout:
+    """Per-trial agent-averaged EE, MSD and CD of a state (blocks, K, b, d), in buffers."""
+
+    def __init__(self, hbar: np.ndarray, shape: tuple[int, int, int, int]):
+        self.hbar = hbar
+        self.buf = np.empty(shape)
+
+    def __call__(self, W: np.ndarray) -> dict[str, np.ndarray]:
+        K = W.shape[1]
+        np.matmul(W, self.hbar, out=self.buf)
+        ee = np.einsum("nkbi,nkbi->nb", self.buf, W) * (0.5 / K)
+        msd = np.einsum("nkbi,nkbi->nb", W, W) * (1.0 / K)
+        np.subtract(W, W.mean(axis=1, keepdims=True), out=self.buf)
+        cd = np.einsum("nkbi,nkbi->nb", self.buf, self.buf) * (1.0 / K)
+        return {"ee": ee.reshape(-1), "msd": msd.reshape(-1), "cd": cd.reshape(-1)}
+
+
+def bytes_per_block(n_agents: int, dim: int, n_strategies: int) -> int:
+    """Working memory of one block of trials: 3 buffers per strategy, noise (2), read-out (1)."""
+    return n_agents * BLOCK_SIZE * dim * 8 * (3 * n_strategies + 3)
 
 
 def _chunks(n_blocks: int, blocks_per_chunk: int) -> Iterator[range]:
@@ -190,53 +229,52 @@ def simulate(
             w0 = np.broadcast_to(np.asarray(initial_error, dtype=float), (K, d))
         except ValueError as exc:
             raise InvalidInputError(
-                f"initial_error must have shape ({d},) or ({K}, {d}); "
-                f"got {np.shape(initial_error)}"
+                f"initial_error must have shape ({d},) or ({K}, {d}); got {np.shape(initial_error)}"
             ) from exc
 
-    block_bytes = K * BLOCK_SIZE * d * 8
-    per_block = block_bytes * (2 * len(schedules) + 4)
-    blocks_per_chunk = max(1, memory_cap // per_block)
+    per_block = bytes_per_block(K, d, len(schedules))
     if per_block > memory_cap:
         raise InvalidInputError(
             f"memory_cap={memory_cap} bytes is below the {per_block} bytes one block of "
             f"{BLOCK_SIZE} trials needs"
         )
+    blocks_per_chunk = max(1, memory_cap // per_block)
     n_blocks = -(-n_trials // BLOCK_SIZE)
-    steppers = [_Stepper(s, problem, mu) for s in schedules]
-    mu_l_t = mu * np.swapaxes(problem.step_noise_factors, 1, 2)  # (K, d, d)
-    hbar = problem.aggregate_hessian
+    mu_l_t = np.ascontiguousarray(mu * np.swapaxes(problem.step_noise_factors, 1, 2))
     stats = {(nm, q): RunningMoments() for nm in names for q in QUANTITIES}
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     diff_stats = {p: RunningMoments() for p in pairs}
     finals: dict[str, list[np.ndarray]] = {nm: [] for nm in names}
 
-    for chunk in _chunks(n_blocks, blocks_per_chunk):
-        nb = len(chunk)
-        gens = [block_generator(seed, experiment, b) for b in chunk]
-        z = np.empty((nb, K, BLOCK_SIZE, d))
-        states = [np.broadcast_to(w0[None, :, None, :], z.shape).copy() for _ in steppers]
-        # valid trials in this chunk (the last block may be partly used)
-        used = min(n_trials - chunk.start * BLOCK_SIZE, nb * BLOCK_SIZE)
-        reads = {(nm, q): np.empty((n_steps, used)) for nm in names for q in QUANTITIES}
-        for n in range(1, n_steps + 1):
-            for j, gen in enumerate(gens):
-                gen.standard_normal(out=z[j])
-            noise = z @ mu_l_t
-            for nm, stepper, i in zip(names, steppers, range(len(steppers))):
-                states[i] = stepper.step(states[i], noise, n)
-                r = _readouts(states[i], hbar)
-                if not np.isfinite(r["msd"][:used].sum()):
-                    raise DivergenceError(f"Monte Carlo of {nm} (step_size={mu:g})", n)
-                for q in QUANTITIES:
-                    reads[nm, q][n - 1] = r[q][:used]
-        for key, arr in reads.items():
-            stats[key].add(arr, axis=1)
-        for a, b in pairs:
-            diff_stats[a, b].add(reads[a, "ee"] - reads[b, "ee"], axis=1)
-        if keep_final:
-            for nm, W in zip(names, states):
-                finals[nm].append(W.transpose(0, 2, 1, 3).reshape(-1, K, d)[:used])
+    with threadpool_limits(1):  # tiny products: a second BLAS thread only adds contention
+        for chunk in _chunks(n_blocks, blocks_per_chunk):
+            gens = [block_generator(seed, experiment, b) for b in chunk]
+            shape = (len(chunk), K, BLOCK_SIZE, d)
+            z, noise = np.empty(shape), np.empty(shape)
+            steppers = [_Stepper(s, problem, mu, shape, w0) for s in schedules]
+            readout = _Readout(problem.aggregate_hessian, shape)
+            used = min(n_trials - chunk.start * BLOCK_SIZE, len(chunk) * BLOCK_SIZE)
+            summary = {key: np.empty((2, n_steps)) for key in [*stats, *diff_stats]}
+            for n in range(1, n_steps + 1):
+                for j, gen in enumerate(gens):
+                    gen.standard_normal(out=z[j])
+                np.matmul(z, mu_l_t, out=noise)
+                ee = {}
+                for nm, stepper in zip(names, steppers, strict=True):
+                    r = readout(stepper.step(noise, n))
+                    if not np.all(np.isfinite(r["msd"][:used])):
+                        raise DivergenceError(f"Monte Carlo of {nm} (step_size={mu:g})", n)
+                    for q in QUANTITIES:
+                        summary[nm, q][:, n - 1] = summarize(r[q][:used])
+                    ee[nm] = r["ee"][:used]
+                for a, b in pairs:
+                    summary[a, b][:, n - 1] = summarize(ee[a] - ee[b])
+            for key, acc in [*stats.items(), *diff_stats.items()]:
+                acc.merge(used, summary[key][0], summary[key][1])
+            if keep_final:
+                for nm, stepper in zip(names, steppers, strict=True):
+                    W = stepper.state.transpose(0, 2, 1, 3).reshape(-1, K, d)[:used]
+                    finals[nm].append(W.copy())
 
     results = {
         nm: MonteCarlo(

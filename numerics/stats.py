@@ -27,6 +27,19 @@ def normal_quantile(alpha: float, comparisons: int = 1) -> float:
     return float(scipy.stats.norm.isf(alpha / (2 * comparisons)))
 
 
+def summarize(samples: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, sum of squared deviations) along ``axis``.
+
+    Samples are shifted by the first one, so identical samples give m2 == 0 exactly and their
+    exact value as the mean (a plain mean of n copies of x can be off by an ulp).
+    """
+    shift = np.take(samples, [0], axis=axis)
+    centred = samples - shift
+    offset = centred.mean(axis=axis)
+    m2 = ((centred - np.expand_dims(offset, axis)) ** 2).sum(axis=axis)
+    return np.squeeze(shift, axis=axis) + offset, m2
+
+
 @dataclass
 class RunningMoments:
     """Mean and sum of squared deviations over a stream of samples, per position.
@@ -42,17 +55,20 @@ class RunningMoments:
     def add(self, samples: np.ndarray, axis: int = -1) -> None:
         """Merge samples laid out along ``axis``."""
         n = samples.shape[axis]
-        if n == 0:
+        if n:
+            self.merge(n, *summarize(samples, axis))
+
+    def merge(self, count: int, mean: np.ndarray | float, m2: np.ndarray | float) -> None:
+        """Merge a summary (count, mean, sum of squared deviations) of other samples."""
+        if count == 0:
             return
-        mean = samples.mean(axis=axis)
-        m2 = ((samples - np.expand_dims(mean, axis)) ** 2).sum(axis=axis)
         if self.count == 0:
-            self.count, self.mean, self.m2 = n, mean, m2
+            self.count, self.mean, self.m2 = count, mean, m2
             return
-        total = self.count + n
+        total = self.count + count
         delta = mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + m2 + delta**2 * (self.count * n / total)
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
         self.count = total
 
     @property
@@ -93,11 +109,15 @@ def fit_slope(
     x: np.ndarray, y: np.ndarray, *, alpha: float = DEFAULT_ALPHA, log: bool = True
 ) -> SlopeFit:
     """Fit log y against log x (``log=True``) or y against x; interval at level 1 − α."""
+    if not 0 < alpha < 1:
+        raise InvalidInputError(f"alpha must lie in (0, 1); got {alpha!r}")
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1 or x.size < 3:
         raise InvalidInputError(
             f"fit_slope needs two 1-D arrays of equal length >= 3; got {x.shape} and {y.shape}"
         )
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise InvalidInputError("fit_slope needs finite x and y (no NaN or inf)")
     if log:
         if np.any(x <= 0) or np.any(y <= 0):
             raise InvalidInputError("fit_slope(log=True) needs positive x and y")
