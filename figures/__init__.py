@@ -2,13 +2,15 @@
 
 A figure module reads its numbers through the same functions the checks use (exact moments,
 Monte Carlo, theory) and never re-implements them. ``FIGURES`` maps a figure's name to its
-module path; ``build_figures`` builds some or all of them and rewrites ``README.md`` (the
-gallery) in the output folder.
+module path: every module of this package whose name does not start with "_" (a new figure
+needs no edit here). ``build_figures`` builds some or all of them and rewrites ``README.md``
+(the gallery) in the output folder.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,9 @@ from numerics.io import write_text, write_with
 
 #: name -> module (inside this package) with a ``build(out_dir, quick)`` function.
 FIGURES: dict[str, str] = {
-    "escaping_efficiency_ring": "figures.escaping_efficiency_ring",
+    m.name: f"{__name__}.{m.name}"
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    if not m.name.startswith("_")
 }
 
 

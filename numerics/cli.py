@@ -191,6 +191,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK if failed == 0 else EXIT_FAIL
 
 
+def _cmd_derive(args: argparse.Namespace) -> int:
+    import theory
+
+    if not args.name:
+        for d in theory.load_all().values():
+            extra = f" (--strategy {'|'.join(d.strategies)})" if d.strategies else ""
+            print(f"{d.name}{extra}\n    {d.description}")
+        return EXIT_OK
+    try:
+        print(theory.derive(args.name, args.strategy, args.order, args.latex))
+    except theory.DerivationError as exc:
+        raise DlcheckError(str(exc)) from None
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dlcheck``."""
     parser = _Parser(prog="dlcheck", description=__doc__.splitlines()[0])
@@ -205,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", parents=[common], help="run checks")
     chk.add_argument("names", nargs="*", help="check names (see 'dlcheck list')")
     chk.add_argument("--all", action="store_true", help="run every check")
-    chk.add_argument("--quick", action="store_true", help="smaller sizes (the CI tier)")
+    size = chk.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes, the default (CI tier)")
+    size.add_argument("--full", action="store_true", help="paper-size runs")
     chk.add_argument("--json", action="store_true", help="one JSON object per row")
     chk.add_argument("--trials", type=int, help="Monte Carlo trials (checks that simulate)")
     chk.add_argument(
@@ -216,10 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a check parameter (repeatable)",
     )
 
+    der = sub.add_parser("derive", help="print a derived expression (no name: list them)")
+    der.add_argument("name", nargs="?", help="quantity, e.g. excess-risk")
+    der.add_argument("--strategy", help="centralized, consensus, diffusion, ...")
+    der.add_argument("--order", type=int, help="order of the expansion in the step size")
+    der.add_argument("--latex", action="store_true", help="LaTeX instead of plain text")
+
     fig = sub.add_parser("figures", help="build figures")
     fig.add_argument("names", nargs="*", help="figure names (default: all)")
     fig.add_argument("--all", action="store_true", help="build every figure")
-    fig.add_argument("--quick", action="store_true", help="fewer trials")
+    fig.add_argument("--quick", action="store_true", help="fewer trials (faster, noisier)")
     fig.add_argument("--out", default="figures", help="output folder (default ./figures)")
 
     rep = sub.add_parser(
@@ -236,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "list": _cmd_list,
         "check": _cmd_check,
+        "derive": _cmd_derive,
         "figures": _cmd_figures,
         "report": _cmd_report,
     }

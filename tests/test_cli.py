@@ -54,11 +54,14 @@ def test_check_json(capsys):
         (["check", "--all", "--set", "zzz=1"], "zzz"),
         (["check", "ee-monte-carlo", "--trials", "0"], "trials"),
         (["check", "--bogus"], "unrecognized arguments"),
+        (["check", "--all", "--quick", "--full"], "not allowed with argument"),
         (["figures", "nope"], "figure 'nope' is not known"),
+        (["derive", "no-such-quantity"], "no derivation named 'no-such-quantity'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, argv, fragment):
-    with pytest.raises(SystemExit) if "--bogus" in argv else _nullcontext() as exc:
+    usage_error = "--bogus" in argv or "--full" in argv
+    with pytest.raises(SystemExit) if usage_error else _nullcontext() as exc:
         code = main(argv)
     if exc is not None and hasattr(exc, "value"):
         code = exc.value.code
@@ -85,3 +88,32 @@ def test_console_script_no_traceback():
     )
     assert proc.returncode == 2
     assert "step_size" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_derive_without_name_lists(capsys):
+    code, _, err = run(capsys, "derive")
+    assert code == 0 and not err
+
+
+def test_full_and_quick_select_parameters(capsys):
+    from numerics.checks import get_check
+
+    check = get_check("ee-monte-carlo")
+    assert check.quick["n_agents"] != check.defaults["n_agents"]
+    sizes = {}
+    for flag in ("--full", "--quick"):
+        code, out, _ = run(
+            capsys,
+            "check",
+            "ee-monte-carlo",
+            flag,
+            "--json",
+            "--quiet",
+            "--set",
+            "trials=300",
+            "--set",
+            "n_steps=5",
+        )
+        assert code == 0
+        sizes[flag] = json.loads(out.splitlines()[0])["params"]["n_agents"]
+    assert sizes == {"--full": check.defaults["n_agents"], "--quick": check.quick["n_agents"]}
