@@ -27,6 +27,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+def _seed(text: str) -> int:
+    """argparse type of --seed: an integer >= 0 (numpy's SeedSequence needs it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0; got {value}")
+    return value
+
+
 def _parse_sets(items: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -212,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     common = _Parser(add_help=False)
-    common.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    common.add_argument("--seed", type=_seed, default=0, help="master seed >= 0 (default 0)")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sub.add_parser("list", help="list every check with its claim, source and relation")

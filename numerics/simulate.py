@@ -220,6 +220,7 @@ def simulate(
                 f"A is {s.n_agents}×{s.n_agents} but the problem has {K} agents"
             )
     mu = positive_float(step_size, "step_size")
+    seed = positive_int(seed, "seed", minimum=0)
     n_steps = positive_int(n_steps, "n_steps")
     n_trials = positive_int(n_trials, "n_trials")
     memory_cap = positive_int(memory_cap, "memory_cap")

@@ -54,13 +54,14 @@ def test_check_json(capsys):
         (["check", "--all", "--set", "zzz=1"], "zzz"),
         (["check", "ee-monte-carlo", "--trials", "0"], "trials"),
         (["check", "--bogus"], "unrecognized arguments"),
+        (["check", "zero-noise", "--seed", "-1"], "must be an integer >= 0"),
         (["check", "--all", "--quick", "--full"], "not allowed with argument"),
         (["figures", "nope"], "figure 'nope' is not known"),
         (["derive", "no-such-quantity"], "no derivation named 'no-such-quantity'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, argv, fragment):
-    usage_error = "--bogus" in argv or "--full" in argv
+    usage_error = "--bogus" in argv or "--full" in argv or "-1" in argv
     with pytest.raises(SystemExit) if usage_error else _nullcontext() as exc:
         code = main(argv)
     if exc is not None and hasattr(exc, "value"):

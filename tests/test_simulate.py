@@ -334,6 +334,7 @@ def test_accepts_broadcastable_initial_error(small):
         ({"step_size": -1.0}, r"step_size must be a positive"),
         ({"n_steps": 0}, r"n_steps must be an integer"),
         ({"n_trials": 0}, r"n_trials must be an integer"),
+        ({"seed": -1}, r"seed must be an integer >= 0"),
         ({"n_trials": 10.0}, r"n_trials must be an integer"),
         ({"memory_cap": 0}, r"memory_cap must be an integer"),
         ({"memory_cap": 10}, r"memory_cap=10 bytes is below"),
