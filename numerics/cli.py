@@ -12,9 +12,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from numerics.errors import DlcheckError
+from numerics.progress import set_progress
+
+if TYPE_CHECKING:
+    from numerics.runner import Runner
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -90,47 +94,61 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
 def run_checks(
     names: list[str] | None,
     *,
-    quick: bool,
-    seed: int,
-    trials: int | None,
-    sets: dict[str, str],
-    quiet: bool,
+    runner: Runner,
+    trials: int | None = None,
+    sets: dict[str, str] | None = None,
+    grid_file: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Run named checks (all when ``names`` is None) and return their rows as dictionaries."""
-    from tqdm import tqdm
+    """Run named checks (all when ``names`` is None) over a parameter grid; rows as dicts.
 
+    ``sets`` values may list several values separated by commas; with ``grid_file`` (TOML)
+    they form a grid whose points are all run. With all checks, a key applies to the checks
+    that have it. Each row records ``cached`` (whether it came from the cache).
+    """
     from numerics.checks import get_check, load_all
+    from numerics.runner import grid_from_sets, grid_from_toml, grid_points
 
     checks = [get_check(n) for n in names] if names else list(load_all().values())
+    grid = grid_from_toml(grid_file) if grid_file else {}
+    grid.update(grid_from_sets(sets or {}))
     if trials is not None:
         if trials < 1:
             raise DlcheckError(f"--trials must be >= 1; got {trials}")
-        sets = {**sets, "trials": str(trials)}
-    if names is None:
-        unknown = [k for k in sets if not any(k in c.defaults for c in checks)]
-        if unknown:
-            raise DlcheckError(f"no check has parameter(s) {', '.join(unknown)}")
+        grid["trials"] = [trials]
+    unknown = [k for k in grid if k != "trials" and not any(k in c.defaults for c in checks)]
+    if unknown:
+        if names:  # let the check's own message list its parameters
+            checks[0].parameters(True, {unknown[0]: grid[unknown[0]][0]})
+        raise DlcheckError(f"no check has parameter(s) {', '.join(unknown)}")
+    work = []
+    for check in checks:
+        own = {k: v for k, v in grid.items() if k in check.defaults}
+        work += [(check.name, point) for point in grid_points(own)]
     rows = []
-    bar = tqdm(
-        checks,
-        desc="checks",
-        unit="check",
-        file=sys.stderr,
-        disable=quiet or not sys.stderr.isatty(),
-    )
-    for check in bar:
-        bar.set_postfix_str(check.name)
-        overrides = {k: v for k, v in sets.items() if names or k in check.defaults}
-        if names and "trials" in overrides and "trials" not in check.defaults:
-            overrides.pop("trials")
-        start = time.perf_counter()
-        results = check.run(quick=quick, seed=seed, overrides=overrides)
-        elapsed = time.perf_counter() - start
-        for r in results:
-            row = r.to_dict()
-            row["seconds"] = round(elapsed, 3)
-            rows.append(row)
+    for (_, point), result in zip(work, runner.run(work), strict=True):
+        for row in result.rows:
+            rows.append({**row, "cached": result.cached, "grid_point": point})
     return rows
+
+
+def _runner(args: argparse.Namespace, quick: bool) -> Runner:
+    from numerics.runner import Runner, default_cache_dir
+
+    cache = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
+    return Runner(
+        quick=quick,
+        seed=args.seed,
+        jobs=args.jobs,
+        cache_dir=cache,
+        force=args.force,
+        backend=args.backend,
+    )
+
+
+def _cache_line(rows: list[dict[str, Any]]) -> str:
+    points = {(r["check"], json.dumps(r["grid_point"], sort_keys=True)): r["cached"] for r in rows}
+    hits = sum(points.values())
+    return f"cache: {hits} hit(s), {len(points) - hits} miss(es)"
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -150,17 +168,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise DlcheckError("give check names or --all (not both); 'dlcheck list' shows the names")
     rows = run_checks(
         args.names or None,
-        quick=args.quick,
-        seed=args.seed,
+        runner=_runner(args, quick=not args.full),
         trials=args.trials,
         sets=_parse_sets(args.set),
-        quiet=args.quiet,
+        grid_file=args.grid,
     )
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
     else:
         print(format_table(rows))
+        print(_cache_line(rows), file=sys.stderr)
         failed = sum(r["verdict"] != "pass" for r in rows)
         print(f"\n{len(rows) - failed} passed, {failed} failed")
     return EXIT_OK if all(r["verdict"] == "pass" for r in rows) else EXIT_FAIL
@@ -183,7 +201,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     quick = not args.full
     start = time.perf_counter()
-    rows = run_checks(None, quick=quick, seed=args.seed, trials=None, sets={}, quiet=args.quiet)
+    rows = run_checks(None, runner=_runner(args, quick=quick))
+    print(_cache_line(rows), file=sys.stderr)
     check_seconds = time.perf_counter() - start
     records = build_figures(None, Path(args.out), quick=quick)
     out = Path(args.out)
@@ -225,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--seed", type=_seed, default=0, help="master seed >= 0 (default 0)")
     common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--jobs", type=int, default=1, help="parallel workers (joblib)")
+    common.add_argument("--backend", help="joblib backend (default loky; dask, ray, ...)")
+    common.add_argument("--force", action="store_true", help="recompute, ignoring the cache")
+    common.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    common.add_argument(
+        "--cache-dir", help="cache folder (default $DLCHECK_CACHE or ~/.cache/dlcheck)"
+    )
 
     sub.add_parser("list", help="list every check with its claim, source and relation")
 
@@ -240,9 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="override a check parameter (repeatable)",
+        metavar="KEY=VALUE[,VALUE...]",
+        help="override a parameter; several values make a grid (repeatable)",
     )
+    chk.add_argument("--grid", metavar="FILE.toml", help="parameter grid as a TOML file")
 
     der = sub.add_parser("derive", help="print a derived expression (no name: list them)")
     der.add_argument("name", nargs="?", help="quantity, e.g. excess-risk")
@@ -267,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dlcheck`` console script."""
     args = build_parser().parse_args(argv)
+    set_progress(not getattr(args, "quiet", False))
     handlers = {
         "list": _cmd_list,
         "check": _cmd_check,

@@ -109,3 +109,9 @@ def metropolis():
 def network():
     """Builder ``network(n_agents, dim, seed=..., ...)`` of a heterogeneous QuadraticNetwork."""
     return heterogeneous_network
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own result cache, never the user's ~/.cache/dlcheck."""
+    monkeypatch.setenv("DLCHECK_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -118,3 +118,25 @@ def test_full_and_quick_select_parameters(capsys):
         assert code == 0
         sizes[flag] = json.loads(out.splitlines()[0])["params"]["n_agents"]
     assert sizes == {"--full": check.defaults["n_agents"], "--quick": check.quick["n_agents"]}
+
+
+def test_check_defaults_to_the_quick_tier(capsys):
+    from numerics.checks import get_check
+
+    code, out, _ = run(
+        capsys,
+        "check",
+        "ee-monte-carlo",
+        "--json",
+        "--quiet",
+        "--no-cache",
+        "--set",
+        "trials=300",
+        "--set",
+        "n_steps=5",
+    )
+    assert code == 0
+    assert (
+        json.loads(out.splitlines()[0])["params"]["n_agents"]
+        == (get_check("ee-monte-carlo").quick["n_agents"])
+    )
