@@ -28,6 +28,7 @@ from threadpoolctl import threadpool_limits
 from numerics._validate import positive_float, positive_int
 from numerics.errors import DivergenceError, InvalidInputError
 from numerics.problems import QuadraticNetwork
+from numerics.progress import progress_bar
 from numerics.stats import DEFAULT_ALPHA, RunningMoments, mean_interval, summarize
 from numerics.strategies import Schedule, as_schedule
 
@@ -247,7 +248,9 @@ def simulate(
     diff_stats = {p: RunningMoments() for p in pairs}
     finals: dict[str, list[np.ndarray]] = {nm: [] for nm in names}
 
-    with threadpool_limits(1):  # tiny products: a second BLAS thread only adds contention
+    total = -(-n_blocks // blocks_per_chunk) * n_steps
+    # tiny products: a second BLAS thread only adds contention
+    with threadpool_limits(1), progress_bar(total, "Monte Carlo", "step") as bar:
         for chunk in _chunks(n_blocks, blocks_per_chunk):
             gens = [block_generator(seed, experiment, b) for b in chunk]
             shape = (len(chunk), K, BLOCK_SIZE, d)
@@ -270,6 +273,7 @@ def simulate(
                     ee[nm] = r["ee"][:used]
                 for a, b in pairs:
                     summary[a, b][:, n - 1] = summarize(ee[a] - ee[b])
+                bar.update(1)
             for key, acc in [*stats.items(), *diff_stats.items()]:
                 acc.merge(used, summary[key][0], summary[key][1])
             if keep_final:
