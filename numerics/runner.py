@@ -9,9 +9,10 @@ any ``jobs`` and any order of the grid.
 Results are cached on disk with ``joblib.Memory``, keyed by the check name, its full resolved
 parameters, the seed, the size tier, the package version and a fingerprint of the package's
 source (so an edited check never returns a stale result). Exceptions are never cached.
-The joblib backend is configurable (``loky`` by default for ``jobs > 1``); a dask or ray
-cluster works the same way through ``joblib.parallel_config(backend="dask")`` /
-``backend="ray"`` once ``dask.distributed`` or ``ray`` is installed and a client is started.
+The joblib backend is configurable (``loky`` by default for ``jobs > 1``). ``dask`` connects a
+``dask.distributed.Client`` to ``$DASK_SCHEDULER_ADDRESS`` (or starts a local cluster when it
+is unset); ``ray`` registers ray's joblib backend (``ray.init`` honours ``$RAY_ADDRESS``).
+Neither is a dependency: install ``dask[distributed]`` or ``ray`` to use them.
 """
 
 from __future__ import annotations
@@ -138,6 +139,30 @@ class Runner:
     force: bool = False
     backend: str | None = None
 
+    def _start_backend(self) -> str:
+        """Validate the backend name and start a dask client / register ray if asked."""
+        from joblib.parallel import BACKENDS
+
+        name = self.backend or "loky"
+        if name == "dask":
+            try:
+                from dask.distributed import Client
+            except ImportError:
+                raise InvalidInputError(
+                    "--backend dask needs dask.distributed: pip install 'dask[distributed]'"
+                ) from None
+            Client(os.environ.get("DASK_SCHEDULER_ADDRESS"))
+        elif name == "ray":
+            try:
+                from ray.util.joblib import register_ray
+            except ImportError:
+                raise InvalidInputError("--backend ray needs ray: pip install ray") from None
+            register_ray()
+        elif name not in BACKENDS:
+            allowed = ", ".join(sorted({*BACKENDS, "dask", "ray"}))
+            raise InvalidInputError(f"--backend {name!r} is not known; allowed: {allowed}")
+        return name
+
     def _cached(self):
         if self.cache_dir is None:
             return None
@@ -176,7 +201,7 @@ class Runner:
             ]
         from joblib import Parallel, delayed, parallel_config
 
-        with parallel_config(backend=self.backend or "loky", n_jobs=self.jobs):
+        with parallel_config(backend=self._start_backend(), n_jobs=self.jobs):
             outputs = Parallel(return_as="generator")(
                 delayed(self.run_point)(n, o) for n, o in jobs_list
             )

@@ -104,3 +104,21 @@ def test_cli_grid_json(capsys, tmp_path):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted({r["params"]["n_agents"] for r in rows}) == [4, 6]
     assert all(r["cached"] is False for r in rows)
+
+
+def test_backend_errors_are_clear():
+    sets = {"n_agents": "4,6", "n_steps": "5"}
+    with pytest.raises(InvalidInputError, match="--backend 'nope' is not known"):
+        run_checks(["zero-noise"], runner=Runner(jobs=2, backend="nope"), sets=sets)
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        with pytest.raises(InvalidInputError, match=r"dask\.distributed"):
+            run_checks(["zero-noise"], runner=Runner(jobs=2, backend="dask"), sets=sets)
+
+
+def test_threading_backend_gives_the_same_numbers():
+    sets = {"n_agents": "4,6", "n_steps": "5"}
+    a = run_checks(["zero-noise"], runner=Runner(jobs=1), sets=sets)
+    b = run_checks(["zero-noise"], runner=Runner(jobs=2, backend="threading"), sets=sets)
+    assert [r["measured"] for r in a] == [r["measured"] for r in b]
