@@ -57,11 +57,11 @@ def _fmt(x: float) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """Plain-text table of check rows: check, case, relation, predicted, measured, ci, verdict."""
-    head = ("check", "case", "relation", "predicted", "measured", "interval", "verdict")
+    """Plain-text table: per check a header (claim, source, tag), then one line per row
+    (case, relation, predicted, measured, interval, verdict), columns aligned throughout."""
+    head = ("case", "relation", "predicted", "measured", "interval", "verdict")
     body = [
         (
-            r["check"],
             r["case"],
             r["relation"],
             _fmt(r["predicted"]),
@@ -72,9 +72,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [line.format(*head), line.format(*("-" * w for w in widths))]
-    out += [line.format(*row) for row in body]
+    line = "  " + "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [line.format(*head).rstrip(), line.format(*("-" * w for w in widths))]
+    current = None
+    for r, cells in zip(rows, body, strict=True):
+        if r["check"] != current:
+            current = r["check"]
+            out.append(f"{r['check']}: {r['claim']}  [{r['tag']}; {r['source']}]")
+        out.append(line.format(*cells).rstrip())
     return "\n".join(out)
 
 
