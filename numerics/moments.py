@@ -184,6 +184,26 @@ def _resolve(strategy, A, problem, step_size, method, local_steps):
     return schedule, mu, modes
 
 
+def _mean_period_operator(schedule: Schedule, problem: QuadraticNetwork):
+    """μ ↦ Φ(μ), the mean recursion's period map, with the μ-free Kronecker factors built once."""
+    eye = np.eye(problem.dim)
+    hess = scipy.linalg.block_diag(*problem.hessians)
+    factors = [(np.kron(A1.T, eye), np.kron(A2.T, eye)) for A1, A2 in schedule.pairs]
+    n = hess.shape[0]
+
+    def phi(mu: float) -> np.ndarray:
+        Phi = np.eye(n)
+        for K1, G in factors:
+            Phi = G @ ((K1 - mu * hess) @ Phi)
+        return Phi
+
+    return phi
+
+
+def _radius(Phi: np.ndarray, period: int) -> float:
+    return float(np.max(np.abs(np.linalg.eigvals(Phi)))) ** (1.0 / period)
+
+
 def spectral_radius(
     strategy: str | Schedule,
     A: np.ndarray | None,
@@ -194,9 +214,7 @@ def spectral_radius(
 ) -> float:
     """ρ of the mean recursion's period map Φ (per step for constant schedules)."""
     schedule = as_schedule(strategy, A, local_steps=local_steps)
-    Phi, _, _ = _dense_period_map(_dense_maps(schedule, problem, step_size))
-    rho = float(np.max(np.abs(np.linalg.eigvals(Phi))))
-    return rho ** (1.0 / schedule.period)
+    return _radius(_mean_period_operator(schedule, problem)(step_size), schedule.period)
 
 
 def stable_step_size_limit(
@@ -208,9 +226,10 @@ def stable_step_size_limit(
 ) -> float:
     """μ_max: the first step size above 0 at which ρ(Φ(μ)) reaches 1 (scan, then brentq)."""
     schedule = as_schedule(strategy, A, local_steps=local_steps)
+    phi = _mean_period_operator(schedule, problem)
 
     def excess(mu: float) -> float:
-        return spectral_radius(schedule, None, problem, mu) - 1.0
+        return _radius(phi(mu), schedule.period) - 1.0
 
     hi = 1e-3 / np.linalg.eigvalsh(problem.aggregate_hessian)[-1]
     while excess(hi) < 0:
@@ -230,8 +249,7 @@ def _check_stable(schedule, problem, mu, modes) -> None:
         alpha = np.prod(modes.a, axis=0)
         rho = float(np.max(np.abs(alpha)))
     else:
-        Phi, _, _ = _dense_period_map(_dense_maps(schedule, problem, mu))
-        rho = float(np.max(np.abs(np.linalg.eigvals(Phi))))
+        rho = float(np.max(np.abs(np.linalg.eigvals(_mean_period_operator(schedule, problem)(mu)))))
     if rho >= 1.0 - 1e-12:
         limit = stable_step_size_limit(schedule, None, problem)
         raise UnstableStepSizeError(

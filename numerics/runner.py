@@ -106,16 +106,41 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 # ---- running ------------------------------------------------------------------------------
+def file_digests(params: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, str], ...]:
+    """(key, content hash) of every parameter naming an existing file (e.g. ``data=x.csv``).
+
+    Part of the cache key, so editing a data file recomputes the checks that read it.
+    """
+    digests = []
+    for key, value in params:
+        if isinstance(value, str) and value and Path(value).is_file():
+            digest = hashlib.blake2b(Path(value).read_bytes(), digest_size=12).hexdigest()
+            digests.append((key, digest))
+    return tuple(digests)
+
+
 def _run_point(
-    name: str, params: tuple[tuple[str, Any], ...], quick: bool, seed: int, fingerprint: str
+    name: str,
+    params: tuple[tuple[str, Any], ...],
+    quick: bool,
+    seed: int,
+    fingerprint: str,
+    inputs: tuple[tuple[str, str], ...] = (),
 ) -> list[dict[str, Any]]:
-    """Run one check at fully resolved parameters; rows as dictionaries (cacheable)."""
+    """Run one check at fully resolved parameters; rows as dictionaries (cacheable).
+
+    ``fingerprint`` and ``inputs`` (hashes of the code and of input files) only key the cache.
+    Dense linear algebra here is on small matrices, where one BLAS thread is fastest.
+    """
     import time
+
+    from threadpoolctl import threadpool_limits
 
     from numerics.checks import get_check
 
     start = time.perf_counter()
-    rows = get_check(name).function(get_check(name), dict(params), seed)
+    with threadpool_limits(1):
+        rows = get_check(name).function(get_check(name), dict(params), seed)
     elapsed = round(time.perf_counter() - start, 3)
     return [{**r.to_dict(), "seconds": elapsed} for r in rows]
 
@@ -175,7 +200,7 @@ class Runner:
         from numerics.checks import get_check
 
         params = tuple(sorted(get_check(name).parameters(self.quick, overrides).items()))
-        args = (name, params, self.quick, self.seed, code_fingerprint())
+        args = (name, params, self.quick, self.seed, code_fingerprint(), file_digests(params))
         cached = self._cached()
         if cached is None:
             return PointResult(_run_point(*args), False)

@@ -23,13 +23,15 @@ def test_list(capsys):
     assert code == 0 and "ee-monte-carlo" in out and "relation" in out
 
 
-def test_check_all_quick_passes_within_two_minutes(capsys):
+def test_check_all_quick_passes_within_three_minutes(capsys):
+    # budget: issue 4 gives its checks 2 min, issue 5 its checks 3 min, the report 10 min;
+    # the whole quick tier measured 1.5-2 min on 2 cores
     start = time.perf_counter()
     code, out, _ = run(capsys, "check", "--all", "--quick", "--quiet")
     elapsed = time.perf_counter() - start
     assert code == 0, out
     assert "0 failed" in out
-    assert elapsed < 120
+    assert elapsed < 180
 
 
 def test_check_json(capsys):

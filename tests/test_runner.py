@@ -122,3 +122,26 @@ def test_threading_backend_gives_the_same_numbers():
     a = run_checks(["zero-noise"], runner=Runner(jobs=1), sets=sets)
     b = run_checks(["zero-noise"], runner=Runner(jobs=2, backend="threading"), sets=sets)
     assert [r["measured"] for r in a] == [r["measured"] for r in b]
+
+
+def test_editing_an_input_file_misses_the_cache(tmp_path, monkeypatch):
+    from numerics.checks import get_check
+    from numerics.runner import file_digests
+
+    data = tmp_path / "data.csv"
+    data.write_text("x,y\n1,0\n2,1\n")
+    check = get_check("zero-noise")
+    original = type(check).parameters
+
+    def with_file(self, quick, overrides=None):
+        return {**original(self, quick, overrides), "data": str(data)}
+
+    monkeypatch.setattr(type(check), "parameters", with_file)
+    runner = Runner(cache_dir=tmp_path / "cache")
+    assert not runner.run_point("zero-noise", {"n_steps": 5}).cached
+    assert runner.run_point("zero-noise", {"n_steps": 5}).cached
+    before = file_digests((("data", str(data)), ("graph", "ring")))
+    data.write_text("x,y\n1,0\n3,1\n")
+    after = file_digests((("data", str(data)), ("graph", "ring")))
+    assert [k for k, _ in before] == ["data"] and before != after  # "ring" is not a file
+    assert not runner.run_point("zero-noise", {"n_steps": 5}).cached
