@@ -9,7 +9,9 @@ needs no edit here). ``build_figures`` builds some or all of them and rewrites `
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 
 from numerics.errors import InvalidInputError
 from numerics.io import write_text, write_with
+from numerics.progress import progress
 
 #: name -> module (inside this package) with a ``build(out_dir, quick)`` function.
 FIGURES: dict[str, str] = {
@@ -36,6 +39,7 @@ class FigureRecord:
     command: str
     files: list[Path]
     data: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    cached: bool = False
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
@@ -81,15 +85,95 @@ def write_gallery(records: list[FigureRecord], out_dir: Path) -> Path:
     return write_text(Path(out_dir) / "README.md", "\n".join(lines))
 
 
+def _stamp(name: str, out_dir: Path, quick: bool, cache_dir: Path) -> Path:
+    """Where a finished build of ``name`` is recorded, keyed by code, size tier and output."""
+    from numerics.runner import code_fingerprint
+
+    source = Path(importlib.import_module(FIGURES[name]).__file__).read_bytes()
+    key = hashlib.blake2b(digest_size=12)
+    for part in (code_fingerprint(), str(quick), str(Path(out_dir).resolve())):
+        key.update(part.encode())
+    key.update(source)
+    return Path(cache_dir) / "figures" / f"{name}-{key.hexdigest()}.json"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
+
+
+def _from_stamp(stamp: Path) -> FigureRecord | None:
+    """The recorded build if every file it wrote is still there, unchanged; else None."""
+    try:
+        saved = json.loads(stamp.read_text(encoding="utf-8"))
+        files = [Path(f) for f, _ in saved["files"]]
+        if all(
+            f.is_file() and _digest(f) == h for f, (_, h) in zip(files, saved["files"], strict=True)
+        ):
+            return FigureRecord(saved["name"], saved["claim"], saved["command"], files)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _build_cached(
+    name: str, out_dir: Path, quick: bool, cache_dir: Path | None, force: bool
+) -> tuple[FigureRecord, bool]:
+    """Build one figure, or reuse a finished build (same code, tier and output folder)."""
+    stamp = None if cache_dir is None else _stamp(name, out_dir, quick, cache_dir)
+    if stamp is not None and not force:
+        rec = _from_stamp(stamp)
+        if rec is not None:
+            return rec, True
+    rec = build_figure(name, out_dir, quick)
+    if stamp is not None:
+        saved = {
+            "name": rec.name,
+            "claim": rec.claim,
+            "command": rec.command,
+            "files": [[str(Path(f).resolve()), _digest(Path(f))] for f in rec.files],
+        }
+        write_text(stamp, json.dumps(saved, ensure_ascii=False) + "\n")
+    return rec, False
+
+
 def build_figures(
-    names: list[str] | None, out_dir: Path, quick: bool = False
+    names: list[str] | None,
+    out_dir: Path,
+    quick: bool = False,
+    *,
+    cache_dir: Path | None = None,
+    force: bool = False,
+    jobs: int = 1,
 ) -> list[FigureRecord]:
-    """Build the named figures (all when ``names`` is None) and rewrite the gallery."""
+    """Build the named figures (all when ``names`` is None) and rewrite the gallery.
+
+    With ``cache_dir``, a figure whose build finished before (same code, size tier and output
+    folder, files unchanged) is not rebuilt, so an interrupted run resumes where it stopped;
+    ``force`` rebuilds everything. ``jobs > 1`` builds figures in parallel processes (joblib).
+    Each record's ``cached`` attribute says whether it was reused.
+    """
     names = list(FIGURES) if not names else names
     for nm in names:
         if nm not in FIGURES:
             raise InvalidInputError(f"figure {nm!r} is not known; allowed: {', '.join(FIGURES)}")
-    records = [build_figure(nm, out_dir, quick) for nm in names]
+    if jobs < 1:
+        raise InvalidInputError(f"--jobs must be >= 1; got {jobs}")
+    if jobs == 1 or len(names) == 1:
+        built = [
+            _build_cached(nm, out_dir, quick, cache_dir, force)
+            for nm in progress(names, total=len(names), desc="figures", unit="figure")
+        ]
+    else:
+        from joblib import Parallel, delayed
+
+        outputs = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_build_cached)(nm, out_dir, quick, cache_dir, force) for nm in names
+        )
+        built = list(progress(outputs, total=len(names), desc="figures", unit="figure"))
+    records = []
+    for rec, cached in built:
+        rec.cached = cached
+        records.append(rec)
     if set(names) == set(FIGURES):
         write_gallery(records, out_dir)
     return records

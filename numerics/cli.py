@@ -136,15 +136,20 @@ def run_checks(
     return rows
 
 
-def _runner(args: argparse.Namespace, quick: bool) -> Runner:
-    from numerics.runner import Runner, default_cache_dir
+def _cache_dir(args: argparse.Namespace) -> Path | None:
+    from numerics.runner import default_cache_dir
 
-    cache = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
+    return None if args.no_cache else Path(args.cache_dir or default_cache_dir())
+
+
+def _runner(args: argparse.Namespace, quick: bool) -> Runner:
+    from numerics.runner import Runner
+
     return Runner(
         quick=quick,
         seed=args.seed,
         jobs=args.jobs,
-        cache_dir=cache,
+        cache_dir=_cache_dir(args),
         force=args.force,
         backend=args.backend,
     )
@@ -194,9 +199,17 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 
     if args.names and args.all:
         raise DlcheckError("give figure names or --all, not both")
-    records = build_figures(args.names or None, Path(args.out), quick=args.quick)
+    records = build_figures(
+        args.names or None,
+        Path(args.out),
+        quick=args.quick,
+        cache_dir=_cache_dir(args),
+        force=args.force,
+        jobs=args.jobs,
+    )
     for rec in records:
-        print(f"{rec.name}: " + ", ".join(str(p) for p in rec.files))
+        reused = " (unchanged, from the cache)" if rec.cached else ""
+        print(f"{rec.name}: " + ", ".join(str(p) for p in rec.files) + reused)
     return EXIT_OK
 
 
@@ -209,7 +222,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     rows = run_checks(None, runner=_runner(args, quick=quick))
     print(_cache_line(rows), file=sys.stderr)
     check_seconds = time.perf_counter() - start
-    records = build_figures(None, Path(args.out), quick=quick)
+    records = build_figures(
+        None,
+        Path(args.out),
+        quick=quick,
+        cache_dir=_cache_dir(args),
+        force=args.force,
+        jobs=args.jobs,
+    )
     out = Path(args.out)
     write_text(out / "checks.json", json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     write_text(out / "checks.md", "# Checks\n\n" + format_markdown(rows))
@@ -246,16 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlcheck", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    common = _Parser(add_help=False)
-    common.add_argument("--seed", type=_seed, default=0, help="master seed >= 0 (default 0)")
-    common.add_argument("--quiet", action="store_true", help="no progress bars")
-    common.add_argument("--jobs", type=int, default=1, help="parallel workers (joblib)")
-    common.add_argument("--backend", help="joblib backend (default loky; dask, ray, ...)")
-    common.add_argument("--force", action="store_true", help="recompute, ignoring the cache")
-    common.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    common.add_argument(
+    runs = _Parser(add_help=False)  # options of every command that computes
+    runs.add_argument("--quiet", action="store_true", help="no progress bars")
+    runs.add_argument("--jobs", type=int, default=1, help="parallel workers (joblib)")
+    runs.add_argument("--force", action="store_true", help="recompute, ignoring the cache")
+    runs.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    runs.add_argument(
         "--cache-dir", help="cache folder (default $DLCHECK_CACHE or ~/.cache/dlcheck)"
     )
+    common = _Parser(add_help=False, parents=[runs])
+    common.add_argument("--seed", type=_seed, default=0, help="master seed >= 0 (default 0)")
+    common.add_argument("--backend", help="joblib backend (default loky; dask, ray, ...)")
 
     sub.add_parser("list", help="list every check with its claim, source and relation")
 
@@ -282,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     der.add_argument("--order", type=int, help="order of the expansion in the step size")
     der.add_argument("--latex", action="store_true", help="LaTeX instead of plain text")
 
-    fig = sub.add_parser("figures", help="build figures")
+    fig = sub.add_parser(
+        "figures", parents=[runs], help="build figures (unchanged ones are reused from the cache)"
+    )
     fig.add_argument("names", nargs="*", help="figure names (default: all)")
     fig.add_argument("--all", action="store_true", help="build every figure")
     fig.add_argument("--quick", action="store_true", help="fewer trials (faster, noisier)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -102,3 +104,34 @@ def test_monte_carlo_inside_bands_and_bands_cover_exact(ring_figure):
         exact = rec.data[f"exact_{s}"][idx]
         assert np.all(lo < mc) and np.all(mc < hi), s
         assert np.all(lo <= exact) and np.all(exact <= hi), s
+
+
+def test_finished_figures_are_reused_and_rebuilt_when_changed(tmp_path, monkeypatch):
+    """An interrupted run resumes: finished figures come from the cache, unless their files
+    changed or --force."""
+    import figures
+
+    calls = []
+
+    def fake_build(name, out_dir, quick=False):
+        calls.append(name)
+        path = Path(out_dir) / f"{name}.png"
+        path.write_bytes(b"png %d" % len(calls))
+        return figures.FigureRecord(name, "claim", "cmd", [path])
+
+    monkeypatch.setattr(figures, "build_figure", fake_build)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    out.mkdir()
+    name = "escaping_efficiency_ring"
+
+    def build(**kw):
+        return figures.build_figures([name], out, quick=True, cache_dir=cache, **kw)[0]
+
+    assert not build().cached and len(calls) == 1
+    assert build().cached and len(calls) == 1
+    (out / f"{name}.png").write_bytes(b"edited")
+    assert not build().cached and len(calls) == 2
+    assert not build(force=True).cached and len(calls) == 3
+    assert not figures.build_figures([name], out, quick=False, cache_dir=cache)[0].cached
+    assert not figures.build_figures([name], out, quick=True)[0].cached  # no cache: always
+    assert len(calls) == 5
