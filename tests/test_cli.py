@@ -25,10 +25,11 @@ def test_list(capsys):
 
 def test_check_all_quick_passes_within_three_minutes(capsys):
     # budget: issue 4 gives its checks 2 min, issue 5 its checks 3 min, the report 10 min;
-    # the whole quick tier measured 1.5-2 min on 2 cores
-    start = time.perf_counter()
+    # the whole quick tier measured 1.5-2 min on 2 cores. CPU time, not wall time, so a busy
+    # machine cannot fail it; the checks run on one BLAS thread, so the two agree when idle.
+    start = time.process_time()
     code, out, _ = run(capsys, "check", "--all", "--quick", "--quiet")
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert code == 0, out
     assert "0 failed" in out
     assert elapsed < 180
