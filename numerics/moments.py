@@ -25,11 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.optimize
+from threadpoolctl import threadpool_limits
 
 from numerics._validate import positive_float, positive_int
 from numerics.errors import InvalidInputError, UnstableStepSizeError
 from numerics.problems import QuadraticNetwork
 from numerics.strategies import Schedule, as_schedule
+
+#: The matrices here are small (K·d ≲ a few hundred): one BLAS thread is fastest, and several
+#: threads on a busy machine are far slower.
+_one_blas_thread = threadpool_limits.wrap(limits=1)
 
 METHODS = ("auto", "dense", "modal")
 
@@ -204,6 +209,7 @@ def _radius(Phi: np.ndarray, period: int) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(Phi)))) ** (1.0 / period)
 
 
+@_one_blas_thread
 def spectral_radius(
     strategy: str | Schedule,
     A: np.ndarray | None,
@@ -217,6 +223,7 @@ def spectral_radius(
     return _radius(_mean_period_operator(schedule, problem)(step_size), schedule.period)
 
 
+@_one_blas_thread
 def stable_step_size_limit(
     strategy: str | Schedule,
     A: np.ndarray | None,
@@ -271,6 +278,7 @@ def check_stable(
     _check_stable(schedule, problem, mu, modes)
 
 
+@_one_blas_thread
 def moments(
     strategy: str | Schedule,
     A: np.ndarray | None,
@@ -343,6 +351,7 @@ def escaping_efficiency(
     return moments(strategy, A, problem, step_size, n_steps, **kwargs).escaping_efficiency
 
 
+@_one_blas_thread
 def steady_state(
     strategy: str | Schedule,
     A: np.ndarray | None,
