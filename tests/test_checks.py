@@ -25,6 +25,9 @@ def test_verdict_relations():
     assert verdict("lower", 1.0, (0.5, 0.8)) is False
     assert verdict("lower", 1.0, (0.5, 1.2)) is True
     assert verdict("slope", -0.5, (-0.6, -0.4))
+    assert verdict("outside", 1.0, (1.1, 1.3)) and verdict("outside", float("inf"), (0.0, 2.0))
+    assert not verdict("outside", 1.2, (1.1, 1.3))
+    assert not verdict("outside", float("inf"), (0.0, float("inf")))
     assert not verdict("equal", float("nan"), (0, 1))
     with pytest.raises(InvalidInputError, match="relation"):
         verdict("about", 1.0, (0, 1))
@@ -58,7 +61,7 @@ def test_parameters_reject_unknown_and_apply_quick():
 def test_every_check_has_metadata():
     for check in load_all().values():
         assert check.claim and check.source and check.tag
-        assert check.relation in ("equal", "upper", "lower", "slope")
+        assert check.relation in ("equal", "upper", "lower", "slope", "outside")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ claim asserts between a predicted and a measured value:
     upper   the prediction is an upper bound: the interval reaches down to it (lo <= predicted)
     lower   the prediction is a lower bound: the interval reaches up to it (hi >= predicted)
     slope   the predicted exponent lies inside the fitted slope's interval
+    outside the claim is that a prediction FAILS: the interval (widened by any stated factor)
+            excludes it (used to record where a local theory stops predicting)
 
 Statistical intervals use a family-wise level of 1 − α (α = 1e-3 by default, Bonferroni over
 the comparisons a check makes). Deterministic comparisons use a numerical tolerance band,
@@ -22,7 +24,7 @@ from typing import Any
 
 from numerics.errors import InvalidInputError
 
-RELATIONS = ("equal", "upper", "lower", "slope")
+RELATIONS = ("equal", "upper", "lower", "slope", "outside")
 
 
 @dataclass
@@ -62,6 +64,8 @@ def verdict(relation: str, predicted: float, ci: tuple[float, float]) -> bool:
         return lo <= predicted
     if relation == "lower":
         return hi >= predicted
+    if relation == "outside":
+        return not lo <= predicted <= hi
     raise InvalidInputError(f"relation={relation!r} is not known; allowed: {', '.join(RELATIONS)}")
 
 
