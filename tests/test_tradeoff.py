@@ -202,7 +202,7 @@ def test_tradeoff_check_runs_and_returns_finite_rows():
     rows = get_check("flatness-tradeoff").run(quick=True, seed=0, overrides=TINY)
     assert len(rows) == len(ct.CLAIMS) == 6
     for r, (metric, a, b, relation, _) in zip(rows, ct.CLAIMS, strict=True):
-        assert r.case == f"{metric}: {a} − {b}" and r.relation == relation
+        assert r.case.startswith(f"{metric}: {a} − {b} (") and r.relation == relation
         assert r.predicted == 0.0 and math.isfinite(r.measured)
         assert r.ci[0] <= r.measured <= r.ci[1]
         assert "seeds" in r.details
@@ -230,10 +230,10 @@ def test_tradeoff_check_fails_when_the_claim_is_contradicted(monkeypatch):
     monkeypatch.setattr(ct, "run_tradeoff", lambda *a, **k: _planted(values))
     rows = get_check("flatness-tradeoff").run(quick=True, seed=0)
     verdicts = {r.case: r.verdict for r in rows}
-    assert not verdicts["trace: consensus − diffusion"]
-    assert not verdicts["excess_loss: consensus − diffusion"]
-    assert not verdicts["test_accuracy: consensus − diffusion"]
-    row = next(r for r in rows if r.case == "trace: consensus − diffusion")
+    assert not verdicts["trace: consensus − diffusion (contradicted)"]
+    assert not verdicts["excess_loss: consensus − diffusion (contradicted)"]
+    assert not verdicts["test_accuracy: consensus − diffusion (contradicted)"]
+    row = next(r for r in rows if r.case == "trace: consensus − diffusion (contradicted)")
     assert "CONTRADICTED" in row.details
 
 
