@@ -53,7 +53,7 @@ from numerics.landscapes import LandscapeNetwork
 from numerics.progress import progress_bar
 from numerics.simulate import BLOCK_SIZE, DEFAULT_MEMORY_CAP, _chunks, block_generator
 from numerics.stats import DEFAULT_ALPHA, RunningMoments, mean_interval, summarize
-from numerics.strategies import Schedule, as_schedule
+from numerics.strategies import Schedule, as_schedules
 from theory import predict as theory
 
 CRITERIA = ("centroid", "all", "any")
@@ -187,18 +187,9 @@ def simulate_escape(
     """
     if not isinstance(network, LandscapeNetwork):
         raise InvalidInputError(f"network must be a LandscapeNetwork; got {type(network).__name__}")
-    if isinstance(strategies, (str, Schedule)):
-        strategies = [strategies]
-    schedules = [as_schedule(s, A) for s in strategies]
+    schedules = as_schedules(strategies, A, network.n_agents)
     names = [s.name for s in schedules]
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"strategies must be distinct; got {names}")
     K, d = network.n_agents, network.dim
-    for s in schedules:
-        if s.n_agents != K:
-            raise InvalidInputError(
-                f"A is {s.n_agents}×{s.n_agents} but the network has {K} agents"
-            )
     if criterion not in CRITERIA:
         raise InvalidInputError(
             f"criterion={criterion!r} is not known; allowed: {', '.join(CRITERIA)}"

@@ -57,7 +57,7 @@ from numerics.moments import spectral_radius, transition_matrices
 from numerics.progress import progress_bar
 from numerics.simulate import BLOCK_SIZE, block_generator
 from numerics.stats import DEFAULT_ALPHA, RunningMoments, mean_interval, summarize
-from numerics.strategies import Schedule, as_schedule
+from numerics.strategies import Schedule, as_schedules
 
 INITIAL = ("optimum", "stationary", "random")
 #: Default bytes of one chunk of trials.
@@ -365,18 +365,9 @@ def simulate_sgd(
     """
     if not isinstance(net, LogisticNetwork):
         raise InvalidInputError(f"net must be a LogisticNetwork; got {type(net).__name__}")
-    if isinstance(strategies, (str, Schedule)):
-        strategies = [strategies]
-    schedules = [as_schedule(s, A) for s in strategies]
+    schedules = as_schedules(strategies, A, net.n_agents)
     names = [s.name for s in schedules]
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"strategies must be distinct; got {names}")
     K, d = net.n_agents, net.dim
-    for s in schedules:
-        if s.n_agents != K:
-            raise InvalidInputError(
-                f"A is {s.n_agents}×{s.n_agents} but the network has {K} agents"
-            )
     if initial not in INITIAL:
         raise InvalidInputError(f"initial={initial!r} is not known; allowed: {', '.join(INITIAL)}")
     mu = positive_float(step_size, "step_size")

@@ -30,7 +30,7 @@ from numerics.errors import DivergenceError, InvalidInputError
 from numerics.problems import QuadraticNetwork
 from numerics.progress import progress_bar
 from numerics.stats import DEFAULT_ALPHA, RunningMoments, mean_interval, summarize
-from numerics.strategies import Schedule, as_schedule
+from numerics.strategies import Schedule, as_schedules
 
 #: Trials per random-number block (part of the reproducibility contract: do not change).
 BLOCK_SIZE = 250
@@ -208,18 +208,9 @@ def simulate(
     """
     if not isinstance(problem, QuadraticNetwork):
         raise InvalidInputError(f"problem must be a QuadraticNetwork; got {type(problem).__name__}")
-    if isinstance(strategies, (str, Schedule)):
-        strategies = [strategies]
-    schedules = [as_schedule(s, A, local_steps=local_steps) for s in strategies]
+    schedules = as_schedules(strategies, A, problem.n_agents, local_steps=local_steps)
     names = [s.name for s in schedules]
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"strategies must be distinct; got {names}")
     K, d = problem.n_agents, problem.dim
-    for s in schedules:
-        if s.n_agents != K:
-            raise InvalidInputError(
-                f"A is {s.n_agents}×{s.n_agents} but the problem has {K} agents"
-            )
     mu = positive_float(step_size, "step_size")
     seed = positive_int(seed, "seed", minimum=0)
     n_steps = positive_int(n_steps, "n_steps")

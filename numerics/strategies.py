@@ -20,6 +20,7 @@ simulator only ever ask a schedule for its (A1, A2) at step n.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,3 +107,28 @@ def as_schedule(strategy: str | Schedule, A: np.ndarray | None, **kwargs) -> Sch
     if A is None:
         raise InvalidInputError(f"strategy={strategy!r} needs a combination matrix A")
     return make_schedule(strategy, A, **kwargs)
+
+
+def as_schedules(
+    strategies: str | Schedule | Sequence[str | Schedule],
+    A: np.ndarray | None,
+    n_agents: int,
+    **kwargs,
+) -> list[Schedule]:
+    """Distinct schedules for ``n_agents`` agents from names (with their A) or schedules.
+
+    The common front door of the simulators: one strategy or several, no name twice, and every
+    schedule's size equal to the problem's number of agents (else ``InvalidInputError``).
+    """
+    if isinstance(strategies, (str, Schedule)):
+        strategies = [strategies]
+    schedules = [as_schedule(s, A, **kwargs) for s in strategies]
+    names = [s.name for s in schedules]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"strategies must be distinct; got {names}")
+    for s in schedules:
+        if s.n_agents != n_agents:
+            raise InvalidInputError(
+                f"A is {s.n_agents}×{s.n_agents} but the problem has {n_agents} agents"
+            )
+    return schedules

@@ -99,7 +99,7 @@ def test_divergence_raises_with_the_step(A):
 def test_bad_input(A, net):
     with pytest.raises(InvalidInputError, match="criterion='median' is not known"):
         simulate_escape(["consensus"], A, net, 0.01, 5, 5, criterion="median")
-    with pytest.raises(InvalidInputError, match="but the network has 6 agents"):
+    with pytest.raises(InvalidInputError, match="but the problem has 6 agents"):
         simulate_escape(["consensus"], np.eye(3) * 0.5 + 0.5 / 3, net, 0.01, 5, 5)
     with pytest.raises(InvalidInputError, match="network must be a LandscapeNetwork"):
         simulate_escape(["consensus"], A, net.local_network(), 0.01, 5, 5)
