@@ -43,12 +43,19 @@ class FigureRecord:
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
-    """Save a matplotlib figure as PNG and PDF, atomically; return the paths."""
+    """Save a matplotlib figure as PNG and PDF, atomically; return the paths.
+
+    No creation date is stamped in the PDF, so the same figure gives the same bytes.
+    """
     paths = []
     for ext in ("png", "pdf"):
         path = Path(out_dir) / f"{name}.{ext}"
+        meta = {"CreationDate": None} if ext == "pdf" else {}
         write_with(
-            path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            path,
+            lambda tmp, ext=ext, meta=meta: fig.savefig(
+                tmp, format=ext, dpi=150, bbox_inches="tight", metadata=meta
+            ),
         )
         paths.append(path)
     return paths

@@ -135,3 +135,17 @@ def test_finished_figures_are_reused_and_rebuilt_when_changed(tmp_path, monkeypa
     assert not figures.build_figures([name], out, quick=False, cache_dir=cache)[0].cached
     assert not figures.build_figures([name], out, quick=True)[0].cached  # no cache: always
     assert len(calls) == 5
+
+
+def test_saved_files_are_reproducible(tmp_path):
+    from matplotlib.figure import Figure
+
+    from figures import save_figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    saved = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        saved.append([p.read_bytes() for p in save_figure(fig, tmp_path / folder, "f")])
+    assert saved[0] == saved[1]  # PNG and PDF: no time stamp
