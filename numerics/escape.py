@@ -159,14 +159,6 @@ def _combine(At: np.ndarray | None, W: np.ndarray) -> np.ndarray:
     return np.matmul(At, W.reshape(nb, K, -1)).reshape(W.shape)
 
 
-def _transposed_pairs(schedule: Schedule) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
-    K = schedule.n_agents
-    return [
-        tuple(None if np.array_equal(M, np.eye(K)) else np.ascontiguousarray(M.T) for M in pair)
-        for pair in schedule.pairs
-    ]
-
-
 def simulate_escape(
     strategies: Sequence[str | Schedule],
     A: np.ndarray | None,
@@ -216,7 +208,7 @@ def simulate_escape(
         mu * np.sqrt(1.0 / network.batch_size) * network.noise_levels[:, None, None]
         * np.eye(d)[None]
     )  # μ L_kᵀ, L_k = σ_k I / √B (as QuadraticNetwork.step_noise_factors)  # fmt: skip
-    pairs = {nm: _transposed_pairs(s) for nm, s in zip(names, schedules, strict=True)}
+    pairs = {nm: s.transposed_pairs() for nm, s in zip(names, schedules, strict=True)}
     exits = {nm: np.full(n_trials, np.inf) for nm in names}
     ee_stats = {nm: RunningMoments() for nm in names}
 

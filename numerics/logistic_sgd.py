@@ -211,14 +211,7 @@ class _Stepper:
     """One strategy's state (K, T, d) and its step, in preallocated buffers."""
 
     def __init__(self, schedule: Schedule, net: LogisticNetwork, mu: float, initial: np.ndarray):
-        K = net.n_agents
-        self.pairs = [
-            (
-                None if np.array_equal(A1, np.eye(K)) else np.ascontiguousarray(A1.T),
-                None if np.array_equal(A2, np.eye(K)) else np.ascontiguousarray(A2.T),
-            )
-            for A1, A2 in schedule.pairs
-        ]
+        self.pairs = schedule.transposed_pairs()
         self.mu = mu
         self.rho = net.regularization
         self.scale = mu / net.batch_size

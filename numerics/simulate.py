@@ -118,14 +118,7 @@ class _Stepper:
         shape: tuple[int, int, int, int],
         initial: np.ndarray,
     ):
-        K = problem.n_agents
-        self.pairs = [
-            (
-                None if np.array_equal(A1, np.eye(K)) else np.ascontiguousarray(A1.T),
-                None if np.array_equal(A2, np.eye(K)) else np.ascontiguousarray(A2.T),
-            )
-            for A1, A2 in schedule.pairs
-        ]
+        self.pairs = schedule.transposed_pairs()
         self.mu_h_t = np.ascontiguousarray(mu * np.swapaxes(problem.hessians, 1, 2))
         self.mu_d = mu * problem.gradients_at_optimum[:, None, :]  # (K, 1, d)
         self.state = np.empty(shape)

@@ -57,6 +57,15 @@ class Schedule:
         """(A1, A2) used at step ``step`` = 1, 2, ..."""
         return self.pairs[(step - 1) % self.period]
 
+    def transposed_pairs(self) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        """(A1ᵀ, A2ᵀ) per phase as contiguous arrays for the simulators' agent-axis products,
+        with ``None`` standing for the identity (a step that skips the product)."""
+        eye = np.eye(self.n_agents)
+        return [
+            tuple(None if np.array_equal(M, eye) else np.ascontiguousarray(M.T) for M in pair)
+            for pair in self.pairs
+        ]
+
 
 def averaging_matrix(n_agents: int) -> np.ndarray:
     """J = 11ᵀ / K, full averaging."""
