@@ -22,6 +22,13 @@ from numerics.errors import InvalidInputError
 from numerics.io import write_text, write_with
 from numerics.progress import progress
 
+#: One colour and marker per strategy, shared by every figure: (colour, marker).
+STRATEGY_STYLES: dict[str, tuple[str, str]] = {
+    "consensus": ("#d62728", "o"),
+    "diffusion": ("#1f77b4", "s"),
+    "centralized": ("#2ca02c", "^"),
+}
+
 #: name -> module (inside this package) with a ``build(out_dir, quick)`` function.
 FIGURES: dict[str, str] = {
     m.name: f"{__name__}.{m.name}"

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures import FigureRecord, save_figure
+from figures import STRATEGY_STYLES, FigureRecord, save_figure
 from numerics.checks.escape import ESCAPE_DEFAULTS, escape_instance
 from numerics.escape import simulate_escape
 
@@ -37,7 +37,7 @@ TRIALS = {True: 2000, False: 10000}
 POINTS = 100  # plotted steps (evenly spaced) for the bands
 ALPHA = 1e-3
 STRATEGIES = ("consensus", "diffusion", "centralized")
-COLORS = {"consensus": "#d62728", "diffusion": "#1f77b4", "centralized": "#2ca02c"}
+COLORS = {s: c for s, (c, _) in STRATEGY_STYLES.items()}
 
 
 def build(out_dir: Path, quick: bool = False) -> FigureRecord:

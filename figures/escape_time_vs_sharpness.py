@@ -27,7 +27,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from figures import FigureRecord, save_figure
+from figures import STRATEGY_STYLES, FigureRecord, save_figure
 from numerics.problems import QuadraticNetwork, random_quadratic_network
 from numerics.simulate import simulate
 from numerics.topology import combination_matrix, ring
@@ -44,11 +44,7 @@ MC_SCALES = {True: (0.25, 1.0, 4.0), False: (0.25, 0.5, 1.0, 2.0, 4.0)}
 TRIALS = {True: 1000, False: 10000}
 ALPHA = 1e-3
 STRATEGIES = ("consensus", "diffusion", "centralized")
-STYLES = {
-    "consensus": ("#d62728", "o"),
-    "diffusion": ("#1f77b4", "s"),
-    "centralized": ("#2ca02c", "^"),
-}
+STYLES = STRATEGY_STYLES
 
 
 def instance(scale: float) -> tuple[np.ndarray, QuadraticNetwork]:

@@ -36,7 +36,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from figures import FigureRecord, save_figure
+from figures import STRATEGY_STYLES, FigureRecord, save_figure
 from numerics.moments import escaping_efficiency
 from numerics.problems import QuadraticNetwork, random_quadratic_network
 from numerics.simulate import simulate
@@ -61,11 +61,7 @@ TRIALS = {True: 2_000, False: 20_000}  # quick, full
 ALPHA = 1e-3
 #: Plot order (top to bottom) and styles.
 STRATEGIES = ("consensus", "diffusion", "centralized")
-STYLES = {
-    "consensus": {"color": "#d62728", "marker": "o"},
-    "diffusion": {"color": "#1f77b4", "marker": "s"},
-    "centralized": {"color": "#2ca02c", "marker": "^"},
-}
+STYLES = {s: {"color": c, "marker": m} for s, (c, m) in STRATEGY_STYLES.items()}
 
 
 def instance() -> tuple[np.ndarray, QuadraticNetwork, float]:

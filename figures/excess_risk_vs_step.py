@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures import FigureRecord, save_figure
+from figures import STRATEGY_STYLES, FigureRecord, save_figure
 from numerics.moments import escaping_efficiency, stable_step_size_limit, steady_state
 from numerics.problems import QuadraticNetwork, random_quadratic_network
 from numerics.simulate import simulate
@@ -38,7 +38,7 @@ SEED = 20261123
 EXPERIMENT = "figures.excess_risk_vs_step"
 N_AGENTS, DIM, BATCH_SIZE = 10, 3, 1
 STRATEGIES = ("consensus", "diffusion", "centralized")
-COLORS = {"consensus": "#d62728", "diffusion": "#1f77b4", "centralized": "#2ca02c"}
+COLORS = {s: c for s, (c, _) in STRATEGY_STYLES.items()}
 #: Step sizes of the Monte Carlo points, as fractions of the smallest stability limit.
 MC_FRACTIONS = (0.03, 0.07, 0.15, 0.3)
 TRIALS = {True: 600, False: 6000}

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures import FigureRecord, save_figure
+from figures import STRATEGY_STYLES, FigureRecord, save_figure
 from numerics.checks.escape import ESCAPE_DEFAULTS, escape_instance
 from numerics.escape import simulate_escape, theory_escape_time
 from theory import predict as theory
@@ -42,11 +42,7 @@ N_STEPS = {True: 1000, False: 3000}
 TRIALS = {True: 500, False: 2000}
 ALPHA = 1e-3
 STRATEGIES = ("consensus", "diffusion", "centralized")
-STYLES = {
-    "consensus": ("#d62728", "o"),
-    "diffusion": ("#1f77b4", "s"),
-    "centralized": ("#2ca02c", "^"),
-}
+STYLES = STRATEGY_STYLES
 
 
 def build(out_dir: Path, quick: bool = False) -> FigureRecord:

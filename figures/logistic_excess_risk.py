@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from threadpoolctl import threadpool_limits
 
-from figures import FigureRecord, save_figure
+from figures import STRATEGY_STYLES, FigureRecord, save_figure
 from numerics.checks.logistic import LOGISTIC_DEFAULTS, SGD_DEFAULTS, logistic_instance, run_sgd
 from numerics.moments import steady_state
 from numerics.stats import DEFAULT_ALPHA, mean_interval
@@ -56,11 +56,7 @@ SKEW_STEP_SIZE = 0.1
 #: Monte Carlo sizes (quick, full): trials and relaxation times averaged.
 TRIALS = {True: 100, False: 1000}
 RELAXATIONS = {True: 4.0, False: 20.0}
-STYLES = {
-    "consensus": {"color": "#d62728", "marker": "o"},
-    "diffusion": {"color": "#1f77b4", "marker": "s"},
-    "centralized": {"color": "#2ca02c", "marker": "^"},
-}
+STYLES = {s: {"color": c, "marker": m} for s, (c, m) in STRATEGY_STYLES.items()}
 ORDER = ("consensus", "diffusion", "centralized")
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from figures import FigureRecord, save_figure
+from figures import STRATEGY_STYLES, FigureRecord, save_figure
 from numerics.checks import get_check
 from numerics.checks.tradeoff import CLAIMS, direction_text
 from numerics.stats import DEFAULT_ALPHA
@@ -35,11 +35,7 @@ NAME = "tradeoff_scatter"
 CHECK = "flatness-tradeoff"
 SEED = 0
 STRATEGIES = ("centralized", "consensus", "diffusion")
-STYLES = {
-    "consensus": ("#d62728", "o"),
-    "diffusion": ("#1f77b4", "s"),
-    "centralized": ("#2ca02c", "^"),
-}
+STYLES = STRATEGY_STYLES
 PANELS = (("test_accuracy", "test accuracy at the centroid"),
           ("excess_loss", "training excess loss J(θ_c) − J_ref"))  # fmt: skip
 
